@@ -69,7 +69,7 @@ class Auth:
 
     def token(self, req: Request) -> Response:
         content_type = (req.header("content-type") or "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
+        if content_type and content_type != "application/x-www-form-urlencoded":
             return _oauth_error("unsupported_grant_type", "grant type not supported")
         form = req.form()
         grant = form.get("grant_type")

@@ -9,25 +9,7 @@ import requests
 from simple_salesforce import Salesforce
 
 from local.salesforce import Emulator
-
-
-def https_session(info: dict) -> requests.Session:
-    """A session that verifies the emulator's certificate against its CA bundle.
-
-    ``trust_env`` is off because requests lets REQUESTS_CA_BUNDLE (set on many machines) override
-    ``session.verify``; verification itself stays on.
-    """
-    session = requests.Session()
-    session.verify = info["ca_bundle"]
-    session.trust_env = False
-    return session
-
-
-def fetch_token(info: dict, session: requests.Session) -> str:
-    resp = session.post(f"{info['login_url']}/services/oauth2/token", timeout=10, data={
-        "grant_type": "client_credentials", "client_id": info["client_id"], "client_secret": info["client_secret"]})
-    resp.raise_for_status()
-    return resp.json()["access_token"]
+from local.salesforce.connection import fetch_token, https_session
 
 
 @pytest.fixture(scope="session")
