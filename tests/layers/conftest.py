@@ -1,0 +1,164 @@
+"""Fixtures for the layer's tests: moto Secrets Manager, the local Salesforce emulator, captured logs.
+
+Every test in this folder runs with the layer's Powertools logger at DEBUG and its output captured; at
+teardown the captured logs are scanned for the emulator's credentials and every token it issued.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from moto import mock_aws
+
+from local.salesforce import Emulator
+from salesforce_access import PollPolicy, RetryPolicy, SalesforceAccess, Timeouts, reset_access_cache
+from salesforce_access.observability import logger, metrics
+
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=4)
+FAST_POLL = PollPolicy(initial=0.05, max_delay=0.2)
+SHORT_TIMEOUTS = Timeouts(connect=2.0, read=2.0)
+
+
+@dataclass
+class LambdaContext:
+    """Stands in for the Lambda context: only the remaining time matters to the layer."""
+
+    remaining_ms: int = 60_000
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        elapsed = time.monotonic() - self.started
+        return max(int(self.remaining_ms - elapsed * 1000), 0)
+
+
+# -- logs -------------------------------------------------------------------------------------------
+
+_SEEN_TOKENS: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def layer_logs() -> Iterator[io.StringIO]:
+    """The layer's JSON log lines (DEBUG and up) written during the test, formatted as in Lambda."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    previous = logger.log_level
+    logger.setLevel("DEBUG")
+    try:
+        yield stream
+    finally:
+        logging.getLogger(logger.name).removeHandler(handler)
+        logger.setLevel(previous)
+        metrics.clear_metrics()
+
+
+def log_records(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def credential_values(info: dict[str, Any]) -> list[str]:
+    """Everything that must never be logged: emulator secrets, the private key and issued tokens."""
+    key = Path(info["private_key_file"]).read_text()
+    values = [info["client_secret"], info["password"], key]
+    values += [line for line in key.splitlines() if line and not line.startswith("-----")]
+    return values + sorted(_SEEN_TOKENS)
+
+
+# -- emulator ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator: Emulator, layer_logs: io.StringIO, caplog: pytest.LogCaptureFixture) -> Iterator[Emulator]:
+    """The shared emulator, reset for the test; afterwards the test's logs are scanned for credentials."""
+    emulator.clear_faults()
+    emulator.clear_requests()
+    emulator.set_api_usage(0, 15000)
+    caplog.set_level(logging.DEBUG)  # urllib3 and friends too
+    yield emulator
+    emulator.clear_faults()
+    if emulator.app is not None:
+        _SEEN_TOKENS.update(key for key, _ in emulator.app.store.kv_items("token"))
+    captured = layer_logs.getvalue() + "\n" + caplog.text
+    for value in credential_values(emulator.info):
+        assert value not in captured, "a credential appeared in the logs"
+
+
+def token_posts(emu: Emulator) -> list[dict[str, Any]]:
+    return [r for r in emu.requests() if r["path"] == "/services/oauth2/token"]
+
+
+def api_calls(emu: Emulator, path_part: str = "/services/data/") -> list[dict[str, Any]]:
+    return [r for r in emu.requests() if path_part in r["path"]]
+
+
+def secret_document(info: dict[str, Any], flow: str, **overrides: Any) -> dict[str, Any]:
+    if flow == "jwt_bearer":
+        doc = {"flow": flow, "client_id": info["client_id"], "username": info["username"],
+               "private_key": Path(info["private_key_file"]).read_text(), "login_url": info["login_url"]}
+    elif flow == "client_credentials":
+        doc = {"flow": flow, "client_id": info["client_id"], "client_secret": info["client_secret"],
+               "login_url": info["login_url"]}
+    else:
+        doc = {"flow": flow, "client_id": info["client_id"], "client_secret": info["client_secret"],
+               "username": info["username"], "password": info["password"], "login_url": info["login_url"]}
+    doc.update(overrides)
+    return doc
+
+
+# -- AWS --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def secretsmanager() -> Iterator[Any]:
+    """moto Secrets Manager, with Powertools' parameter caches emptied before and after."""
+    with mock_aws():
+        parameters.clear_caches()
+        DEFAULT_PROVIDERS.clear()
+        reset_access_cache()
+        yield boto3.client("secretsmanager")
+        parameters.clear_caches()
+        DEFAULT_PROVIDERS.clear()
+        reset_access_cache()
+
+
+@pytest.fixture
+def put_secret(secretsmanager: Any) -> Callable[..., str]:
+    """Store a secret document (dict or raw string) and return its ARN."""
+    counter = iter(range(1_000_000))
+
+    def put(document: dict[str, Any] | str, name: str | None = None) -> str:
+        body = document if isinstance(document, str) else json.dumps(document)
+        created = secretsmanager.create_secret(Name=name or f"salesforce/org-{next(counter)}", SecretString=body)
+        return created["ARN"]
+
+    return put
+
+
+@pytest.fixture
+def make_access(emu: Emulator, put_secret: Callable[..., str]) -> Callable[..., SalesforceAccess]:
+    """A SalesforceAccess on a moto secret for the emulator, with fast retries and short timeouts."""
+
+    def make(flow: str = "jwt_bearer", *, secret: dict[str, Any] | None = None, **kwargs: Any) -> SalesforceAccess:
+        arn = put_secret(secret if secret is not None else secret_document(emu.info, flow))
+        options: dict[str, Any] = {"verify": emu.info["ca_bundle"], "retry": FAST_RETRY,
+                                   "timeouts": SHORT_TIMEOUTS, "poll": FAST_POLL}
+        options.update(kwargs)
+        return SalesforceAccess(arn, **options)
+
+    return make
