@@ -123,7 +123,7 @@ class SObjectType:
             "labelPlural": self.label + "s",
             "keyPrefix": self.key_prefix,
             "custom": self.custom,
-            "queryable": True,
+            "queryable": not self.is_event,
             "createable": True,
             "updateable": not self.is_event,
             "deletable": not self.is_event,

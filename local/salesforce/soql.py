@@ -349,6 +349,8 @@ class _Parser:
         if sobject is None:
             message = f"sObject type '{name.text}' is not supported. {_HINT_OBJECT}"
             raise ApiError(400, "INVALID_TYPE", message)
+        if sobject.is_event:  # platform events are published and subscribed to, never queried
+            raise ApiError(400, "INVALID_TYPE", f"sObject type '{sobject.name}' is not supported.")
         if self.at_punct(","):
             raise _unsupported("querying more than one object (',' after FROM)")
         tok = self.peek()

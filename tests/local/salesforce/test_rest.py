@@ -260,7 +260,8 @@ def test_query_all_includes_deleted_rows(sf: Salesforce) -> None:
 
 def test_query_errors(sf: Salesforce) -> None:
     for soql, code in [("SELEC Id FROM Account", "MALFORMED_QUERY"), ("SELECT Nope FROM Account", "INVALID_FIELD"),
-                       ("SELECT Id FROM Nope", "INVALID_TYPE")]:
+                       ("SELECT Id FROM Nope", "INVALID_TYPE"),
+                       ("SELECT Tracking_Number__c FROM Shipment_Status__e", "INVALID_TYPE")]:
         with pytest.raises(SalesforceMalformedRequest) as failed:
             sf.query(soql)
         assert errors_of(failed)[0]["errorCode"] == code
