@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         ValidationError,
     )
     from salesforce_access.limits import ApiUsage, parse_limit_info
-    from salesforce_access.soql import quote_like, quote_soql, soql
+    from salesforce_access.quoting import quote_like, quote_soql, soql
     from salesforce_access.volume import DEFAULT_BULK_THRESHOLD, choose_api
 
 _EXPORTS = {
@@ -72,7 +72,7 @@ _EXPORTS = {
         "ServiceUnavailable", "SessionExpired", "TransientError", "ValidationError",
     ),
     "salesforce_access.limits": ("ApiUsage", "parse_limit_info"),
-    "salesforce_access.soql": ("quote_like", "quote_soql", "soql"),
+    "salesforce_access.quoting": ("quote_like", "quote_soql", "soql"),
     "salesforce_access.volume": ("DEFAULT_BULK_THRESHOLD", "choose_api"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

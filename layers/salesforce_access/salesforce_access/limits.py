@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from salesforce_access.observability import logger, metrics
 
-_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+_API_USAGE = re.compile(r"(?<![\w-])api-usage=(\d+)/(\d+)")
 
 
 class ApiUsage(NamedTuple):
