@@ -1,0 +1,48 @@
+"""``python -m local.erp serve``: run the ERP stand-in until SIGINT or SIGTERM.
+
+When ready it prints exactly one JSON line on stdout, ``{"url": ..., "control_url": ..., "api_key": ...}``,
+and nothing else there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from . import ErpServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.erp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the ERP stand-in")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--api-key", default=None, help="require this X-Api-Key header on every ERP call")
+    serve.add_argument("--latency", type=float, default=0.0, help="seconds added to every ERP call")
+    serve.add_argument("--jitter", type=float, default=0.0, help="up to this many seconds more, at random")
+    args = parser.parse_args(argv)
+
+    erp = ErpServer(host=args.host, port=args.port, api_key=args.api_key, latency_seconds=args.latency,
+                    jitter_seconds=args.jitter)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        erp.start()
+    except OSError as exc:  # a clear one-line reason, not a traceback, for a port in use
+        print(f"erp stand-in failed to start: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(erp.info), flush=True)
+    try:
+        stop.wait()
+    finally:
+        erp.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
