@@ -7,7 +7,7 @@ SAM_VENV := $(VENV)/tools/sam-cli
 SAM := $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test unit lock clean emulator
+.PHONY: help venv lint test unit lock clean emulator sam-tools sam-check
 
 help:
 	@echo "make test      create .venv/, lint, run the whole test suite"
@@ -26,8 +26,23 @@ venv: $(BIN)/.installed
 lint: venv
 	$(BIN)/ruff check .
 
-test: lint
+test: lint sam-check
 	$(BIN)/python -m pytest
+
+# SAM CLI lives in its own virtual environment (requirements/sam-cli.txt says why). sam-check runs cfn-lint
+# through `sam validate --lint` (offline) and a `sam build` of every function and layer (PyPI only): no AWS
+# credentials, no Docker.
+# The build uses the host's Python in place of the pinned runtime: see docs/configuration.md.
+$(SAM_VENV)/.installed: requirements/sam-cli.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sam-cli.txt
+	@touch $@
+
+sam-tools: $(SAM_VENV)/.installed
+
+sam-check: sam-tools
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/python local/sam_build_check.py --sam $(SAM)
 
 emulator: venv
 	$(BIN)/python -m local.salesforce serve --port 8443 --state-dir .local-state/salesforce

@@ -1,0 +1,324 @@
+"""template.yaml, samconfig.toml and the linter settings hold the project's deployment rules.
+
+`make sam-check` runs cfn-lint and a real `sam build`; these tests pin down the choices neither checks:
+runtime and architecture, tracing, the state table's protection, one retained log group per function,
+per-environment settings and pinned layer dependencies.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local import sam_build_check
+
+ROOT = Path(__file__).resolve().parents[2]
+PINNED_RUNTIME = "python3.13"
+ARCHITECTURES = ["arm64"]
+# CloudWatch Logs accepts only these retention periods.
+RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                  2922, 3288, 3653}  # fmt: skip
+
+
+def resources_of(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == type_}
+
+
+# --- template: globals -------------------------------------------------------------------------------------
+
+
+def test_is_a_sam_template(template):
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+def test_cfn_loader_reads_short_tags(load_cfn):
+    doc = load_cfn("a: !Ref X\nb: !GetAtt T.Arn\nc: !If [C, 1, 2]\nd: !Sub '${X}-y'\n")
+    assert doc == {"a": {"Ref": "X"}, "b": {"Fn::GetAtt": ["T", "Arn"]}, "c": {"Fn::If": ["C", 1, 2]},
+                   "d": {"Fn::Sub": "${X}-y"}}  # fmt: skip
+
+
+def test_runtime_is_pinned_and_arm64(template):
+    function = template["Globals"]["Function"]
+    assert function["Runtime"] == PINNED_RUNTIME
+    assert function["Architectures"] == ARCHITECTURES
+
+
+def test_tracing_is_active(template):
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+
+
+def test_every_function_uses_the_shared_layer(template):
+    assert {"Ref": "SalesforceAccessLayer"} in template["Globals"]["Function"]["Layers"]
+
+
+def test_environment_variables(template):
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SALESFORCE_SECRET_ARN"] == {"Ref": "SalesforceSecretArn"}
+    assert variables["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "StateTable"}
+    assert variables["STATE_TABLE_NAME"] == {"Ref": "StateTable"}
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert variables["POWERTOOLS_SERVICE_NAME"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"]
+    # Salesforce records hold personal data: they must not end up in logs or traces by default.
+    assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    # Environment variables are not encrypted with a key of ours: nothing secret may be put there.
+    for name, value in variables.items():
+        assert not re.search(r"PASSWORD|CLIENT_SECRET|PRIVATE_KEY|TOKEN", name), name
+        assert "BEGIN" not in str(value), name
+
+
+# --- template: parameters ----------------------------------------------------------------------------------
+
+
+def test_environment_name_parameter(template):
+    parameter = template["Parameters"]["EnvironmentName"]
+    assert {"dev", "prod"} <= set(parameter["AllowedValues"])
+    assert parameter["Default"] in parameter["AllowedValues"]
+
+
+@pytest.mark.parametrize(
+    ("arn", "valid"),
+    [
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:salesforce/dev-AbCdEf", True),
+        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:sf-AbCdEf", True),
+        ("salesforce/dev", False),
+        ("arn:aws:ssm:eu-west-1:123456789012:parameter/salesforce", False),
+        ("arn:aws:secretsmanager:eu-west-1:1234:secret:salesforce-AbCdEf", False),
+        ("", False),
+    ],
+)
+def test_secret_arn_parameter_accepts_only_secret_arns(template, arn, valid):
+    parameter = template["Parameters"]["SalesforceSecretArn"]
+    assert "Default" not in parameter, "the secret is account-specific: no default"
+    # CloudFormation matches AllowedPattern against the whole value.
+    assert bool(re.fullmatch(parameter["AllowedPattern"], arn)) is valid
+
+
+def test_log_parameters(template):
+    level = template["Parameters"]["LogLevel"]
+    assert level["Default"] in level["AllowedValues"]
+    assert set(level["AllowedValues"]) <= {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+    retention = template["Parameters"]["LogRetentionDays"]
+    assert set(retention["AllowedValues"]) <= RETENTION_DAYS
+    assert retention["Default"] in retention["AllowedValues"]
+
+
+# --- template: resources -----------------------------------------------------------------------------------
+
+
+def test_layer_is_built_for_the_pinned_runtime_and_arm64(template):
+    layer = template["Resources"]["SalesforceAccessLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    properties = layer["Properties"]
+    assert properties["ContentUri"] == "layers/salesforce_access"
+    assert (ROOT / properties["ContentUri"]).is_dir()
+    assert properties["CompatibleRuntimes"] == [PINNED_RUNTIME]
+    assert properties["CompatibleArchitectures"] == ARCHITECTURES
+    assert layer["Metadata"] == {"BuildMethod": PINNED_RUNTIME, "BuildArchitecture": "arm64"}
+
+
+def test_state_table(template):
+    table = template["Resources"]["StateTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    # Powertools idempotency defaults: partition key "id" (string), TTL attribute "expiration".
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+    assert template["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "EnvironmentName"}, "prod"]}
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert outputs["SalesforceAccessLayerArn"]["Value"] == {"Ref": "SalesforceAccessLayer"}
+    assert outputs["StateTableName"]["Value"] == {"Ref": "StateTable"}
+
+
+def function_problems(template: dict[str, Any]) -> list[str]:
+    """What is wrong with each AWS::Serverless::Function: each needs its own retained log group."""
+    problems = []
+    log_groups = resources_of(template, "AWS::Logs::LogGroup")
+    used: dict[str, str] = {}
+    for name, function in resources_of(template, "AWS::Serverless::Function").items():
+        properties = function.get("Properties", {})
+        if properties.get("Runtime", PINNED_RUNTIME) != PINNED_RUNTIME:
+            problems.append(f"{name}: Runtime overrides the pinned {PINNED_RUNTIME}")
+        if properties.get("Architectures", ARCHITECTURES) != ARCHITECTURES:
+            problems.append(f"{name}: Architectures overrides {ARCHITECTURES}")
+        reference = properties.get("LoggingConfig", {}).get("LogGroup")
+        if not (isinstance(reference, dict) and reference.get("Ref") in log_groups):
+            problems.append(f"{name}: LoggingConfig.LogGroup must be !Ref to an AWS::Logs::LogGroup")
+            continue
+        group = reference["Ref"]
+        if group in used:
+            problems.append(f"{name}: log group {group} is already used by {used[group]}")
+        used[group] = name
+        retention = log_groups[group].get("Properties", {}).get("RetentionInDays")
+        if retention != {"Ref": "LogRetentionDays"}:
+            problems.append(f"{name}: log group {group} must set RetentionInDays: !Ref LogRetentionDays")
+    return problems
+
+
+def test_every_function_has_its_own_retained_log_group(template):
+    assert function_problems(template) == []
+
+
+GOOD_FUNCTION = """
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Properties:
+      LoggingConfig: {LogGroup: !Ref ALogs}
+  ALogs:
+    Type: AWS::Logs::LogGroup
+    Properties: {RetentionInDays: !Ref LogRetentionDays}
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda t: t, None),
+        (lambda t: t.replace("      LoggingConfig: {LogGroup: !Ref ALogs}\n", "      Handler: h.h\n"),
+         "A: LoggingConfig.LogGroup must be"),
+        (lambda t: t.replace("!Ref ALogs", "/aws/lambda/a"), "A: LoggingConfig.LogGroup must be"),
+        (lambda t: t.replace("{RetentionInDays: !Ref LogRetentionDays}", "{}"), "must set RetentionInDays"),
+        (lambda t: t.replace("Properties:\n      Logging", "Properties:\n      Runtime: python3.9\n      Logging"),
+         "A: Runtime overrides"),
+        (lambda t: t + "  B:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+                       "      LoggingConfig: {LogGroup: !Ref ALogs}\n",
+         "B: log group ALogs is already used by A"),
+    ],
+)  # fmt: skip
+def test_function_check_catches_missing_log_groups(load_cfn, edit, problem):
+    problems = function_problems(load_cfn(edit(GOOD_FUNCTION)))
+    if problem is None:
+        assert problems == []
+    else:
+        assert any(problem in p for p in problems), problems
+
+
+# --- samconfig.toml ----------------------------------------------------------------------------------------
+
+
+def overrides(deploy: dict[str, Any]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in deploy["parameter_overrides"].split())
+
+
+def test_samconfig_environments(samconfig, template):
+    assert samconfig["version"] == 0.1
+    assert {"default", "dev", "prod"} <= samconfig.keys()
+    stacks = set()
+    for env in ("default", "dev", "prod"):
+        config = samconfig[env]
+        assert config["build"]["parameters"] == {"cached": True, "parallel": True}, env
+        assert config["validate"]["parameters"]["lint"] is True, env
+        deploy = config["deploy"]["parameters"]
+        stack = deploy.get("stack_name") or config["global"]["parameters"]["stack_name"]
+        stacks.add(stack)
+        assert "CAPABILITY_IAM" in deploy["capabilities"].split(), env
+        assert deploy["resolve_s3"] is True, env
+        values = overrides(deploy)
+        assert values.keys() <= template["Parameters"].keys(), f"{env}: unknown parameter"
+        for key, value in values.items():
+            allowed = template["Parameters"][key].get("AllowedValues")
+            if allowed:
+                assert value in [str(v) for v in allowed], f"{env}: {key}={value}"
+        assert values["EnvironmentName"] == ("prod" if env == "prod" else "dev")
+    assert len(stacks) == 3, "each environment deploys its own stack"
+    assert samconfig["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+    assert samconfig["dev"]["deploy"]["parameters"]["confirm_changeset"] is False
+
+
+# --- pins, linters, build check ----------------------------------------------------------------------------
+
+
+def pins(path: Path, section: str | None = None) -> dict[str, str]:
+    """name -> version of `name==version` lines (only under the comment line `section`, if given)."""
+    found: dict[str, str] = {}
+    inside = section is None
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            if section is not None:
+                inside = line.startswith(section)
+            continue
+        match = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)\s*(#.*)?", line)
+        if inside and match:
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+        elif inside and line.strip():
+            raise AssertionError(f"{path.name}: not an exact pin: {line!r}")
+    return found
+
+
+def test_layer_requirements_match_dev_pins():
+    layer = pins(ROOT / "layers" / "salesforce_access" / "requirements.txt")
+    dev_runtime = pins(ROOT / "requirements" / "dev.in", section="# Runtime")
+    assert layer, "the layer pins its dependencies"
+    assert layer == dev_runtime
+
+
+def reasonless_suppressions(text: str, key: str) -> list[str]:
+    """Items of the YAML list `key` that have no trailing `# reason` comment."""
+    block = re.search(rf"^{key}:[ \t]*(\[\])?\n((?:[ \t]+-.*\n|[ \t]*#.*\n)*)", text, re.MULTILINE)
+    if block is None:
+        return []
+    items = [line for line in block.group(2).splitlines() if line.strip().startswith("-")]
+    return [item for item in items if not re.search(r"#\s*\S{3,}", item)]
+
+
+def test_every_lint_suppression_has_a_reason():
+    assert reasonless_suppressions("skip-check:\n  - CKV_1  # why\n  - CKV_2\n", "skip-check") == ["  - CKV_2"]
+    cfnlintrc = (ROOT / ".cfnlintrc").read_text()
+    assert reasonless_suppressions(cfnlintrc, "ignore_checks") == []
+    assert re.search(r"^include_checks:\n\s+- I\b", cfnlintrc, re.MULTILINE), "informational rules on"
+    checkov = ROOT / ".checkov.yaml"
+    if checkov.exists():
+        assert reasonless_suppressions(checkov.read_text(), "skip-check") == []
+
+
+def test_build_check_retargets_only_the_pinned_runtime(load_cfn):
+    text = (ROOT / "template.yaml").read_text()
+    pinned, retargeted = sam_build_check.retarget(text, "python3.11")
+    assert pinned == PINNED_RUNTIME
+    assert PINNED_RUNTIME not in retargeted
+    build = load_cfn(retargeted)
+    assert build["Globals"]["Function"]["Runtime"] == "python3.11"
+    layer = build["Resources"]["SalesforceAccessLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+    # Nothing else changes, the architecture included.
+    assert retargeted.replace("python3.11", PINNED_RUNTIME) == text
+    assert sam_build_check.layer_dirs(text) == [("SalesforceAccessLayer", ROOT / "layers/salesforce_access")]
+
+
+def test_build_check_finds_missing_layer_dependencies(tmp_path, monkeypatch):
+    monkeypatch.setattr(sam_build_check, "BUILD_DIR", tmp_path / "build")
+    source = tmp_path / "layer"
+    source.mkdir()
+    (source / "requirements.txt").write_text("# pins\nPyJWT==2.15.1\naws-lambda-powertools==3.37.0  # x\n")
+    assert sam_build_check.check_layer("Layer", source) == [f"Layer: {tmp_path / 'build/Layer/python'} was not built"]
+    built = tmp_path / "build" / "Layer" / "python"
+    (built / "pyjwt-2.15.1.dist-info").mkdir(parents=True)
+    assert sam_build_check.check_layer("Layer", source) == [
+        "Layer: aws-lambda-powertools is pinned but not in the built layer"
+    ]
+    (built / "aws_lambda_powertools-3.37.0.dist-info").mkdir()
+    assert sam_build_check.check_layer("Layer", source) == []
+
+
+def test_make_test_runs_the_sam_checks():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test:.*\bsam-check\b", makefile, re.MULTILINE)
+    recipe = re.search(r"^sam-check:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
+    assert "validate --lint" in recipe
+    assert "sam_build_check.py" in recipe
+    assert "SAM_CLI_TELEMETRY=0" in recipe
