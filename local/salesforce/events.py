@@ -44,7 +44,10 @@ class EventBus:
 
     ``generation`` counts publishes under the ``published`` condition so a waiting long poll can tell
     "something was published since I looked" without holding the condition while it reads the store
-    (a publisher inside a store transaction holds the store lock while it notifies).
+    (a publisher inside a store transaction holds the store lock while it notifies). An event published
+    inside a transaction that rolls back (Collections with allOrNone) is never seen by a subscriber: the
+    "Publish After Commit" behaviour, chosen over "Publish Immediately" [unconfirmed which applies to API
+    publishes in an allOrNone request].
     """
 
     def __init__(self, app: EmulatorApp):
@@ -253,7 +256,11 @@ class CometD:
                                    f"later are supported. URI format: '/cometd/{_default_version()}'")
 
     def _authenticate(self, req: Request, messages: list[dict] | BayeuxError) -> str:
-        """The token's user, or a 401 whose replies say why the way the Streaming API does per channel."""
+        """The token's user, or a 401 whose replies say why the way the Streaming API does per channel.
+
+        The reply texts are documented (streaming_handling_errors.htm); answering with HTTP 401 rather than
+        200 is [unconfirmed] and chosen so that plain HTTP clients notice too.
+        """
         header = req.header("authorization") or ""
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -272,7 +279,8 @@ class CometD:
                 reply = _failure(message, None, "403::Handshake denied", reconnect="none")
                 reply["ext"] = {"sfdc": {"failureReason": reason}}
             else:
-                reply = _failure(message if isinstance(message, dict) else None, None, reason, reconnect="none")
+                msg = message if isinstance(message, dict) else None
+                reply = _failure(msg, msg.get("clientId") if msg else None, reason, reconnect="none")
             replies.append(reply)
         raise _AuthFailure(replies)
 
@@ -307,7 +315,8 @@ class CometD:
     def _handshake(self, message: dict, user_id: str) -> dict:
         types = message.get("supportedConnectionTypes")
         if types is not None and (not isinstance(types, list) or "long-polling" not in types):
-            return _failure(message, None, f"400::Invalid connection type {types}", reconnect="none")
+            shown = ",".join(map(str, types)) if isinstance(types, list) else types
+            return _failure(message, None, f"400::Invalid connection type {shown}", reconnect="none")
         client = StreamingClient(client_id=_new_client_id(), user_id=user_id)
         with self._lock:
             self._expire()
@@ -320,6 +329,7 @@ class CometD:
     def _subscribe(self, message: dict, client: StreamingClient) -> list[dict]:
         channel = message.get("subscription")
         error = _channel_error(channel)
+        # The documented text (streaming_error_codes.htm), not vanilla CometD's 403::Unknown channel.
         if error is None and self.bus.event_type(channel) is None:  # type: ignore[arg-type]
             error = f"400::The channel you requested to subscribe to does not exist {{{channel}}}"
         if error is not None:

@@ -110,6 +110,7 @@ def test_rest_publish_is_enqueued_and_delivered_with_the_same_uuid(emu, sf, open
     assert payload["Carrier__c"] == "UPS"
     assert payload["Status_Time__c"] == "2024-05-01T10:00:00.000Z"
     assert payload["Location__c"] is None  # unset fields are delivered as null
+    assert sub.poll(timeout=0.1) == []  # delivered once: the next long poll starts after it
 
 
 def test_publish_result_before_api_62_has_no_enqueued_entry(emu, sf, session):
@@ -184,6 +185,25 @@ def test_collections_publish_assigns_replay_ids_in_request_order(emu, sf, open_s
     delivered = [m for m in drain(sub, 3, tag) if tracking(m).startswith(tag)]
     assert [tracking(m) for m in delivered] == [f"{tag}-{i}" for i in range(3)]
     assert [replay(m) for m in delivered] == sorted(replay(m) for m in delivered)
+
+
+def test_collections_all_or_none_failure_publishes_nothing(sf, open_subscriber):
+    sub = open_subscriber(-1)
+    sub.subscribe()
+    tag = new_tag()
+    records = [{"attributes": {"type": "Shipment_Status__e"}, **shipment(f"{tag}-ok")},
+               {"attributes": {"type": "Shipment_Status__e"}, "Tracking_Number__c": f"{tag}-bad"}]
+
+    try:
+        results = sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": records})
+    except SalesforceResourceNotFound:
+        pytest.skip("composite/sobjects is not implemented in this tree yet (404)")
+
+    assert results[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert results[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    assert sub.poll(timeout=0.3) == []
+    sf.Shipment_Status__e.create(shipment(f"{tag}-later"))
+    assert [tracking(m) for m in sub.poll(timeout=2)] == [f"{tag}-later"]
 
 
 # -- subscribing -----------------------------------------------------------------------------------
@@ -371,9 +391,9 @@ def test_token_expiring_mid_stream_ends_the_subscription(emu, open_subscriber):
         sub.poll(timeout=0.2)
 
     assert caught.value.status == 401
-    assert caught.value.reply == {"advice": {"reconnect": "none", "interval": 0}, "channel": "/meta/connect",
-                                  "error": "401::Authentication invalid", "successful": False,
-                                  "id": caught.value.reply["id"]}
+    assert caught.value.reply == {"clientId": sub.client_id, "advice": {"reconnect": "none", "interval": 0},
+                                  "channel": "/meta/connect", "error": "401::Authentication invalid",
+                                  "successful": False, "id": caught.value.reply["id"]}
 
 
 @pytest.mark.parametrize(("channel", "error"), [
@@ -460,7 +480,7 @@ def test_bad_requests_get_a_bayeux_error_not_a_500(cometd, path, raw, status, er
     ("not a message", "400::A Bayeux message must be a JSON object"),
     ({"id": "1"}, "400::Channel name not specified"),
     ({"channel": "/meta/handshake", "supportedConnectionTypes": ["websocket"]},
-     "400::Invalid connection type ['websocket']"),
+     "400::Invalid connection type websocket"),
     ({"channel": "/meta/connect", "connectionType": "websocket"}, "400::Invalid connection type websocket"),
     ({"channel": "/meta/explode"}, "400::Unknown meta channel /meta/explode"),
     ({"channel": CHANNEL, "data": shipment("TRK-1")}, "403::Publish denied"),
