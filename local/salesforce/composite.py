@@ -49,8 +49,8 @@ _REFERENCE_ID = re.compile(r"^[A-Za-z0-9_]+$")
 _REFERENCE = re.compile(r"@\{(?P<ref>[A-Za-z0-9_]+)(?P<path>(?:\.[^.\[\]{}]+|\[\d+\])+)\}")
 _PATH_STEP = re.compile(r"\.([^.\[\]{}]+)|\[(\d+)\]")
 _SUBREQUEST_URL = re.compile(
-    r"^/services/data/v\d{2}\.\d/(?P<resource>composite/sobjects|sobjects|queryAll|query)(?:[/?]|$)")
-_GRAPH_URL = re.compile(r"^/services/data/v\d{2}\.\d/sobjects/")
+    r"^/services/data/v(?P<version>\d{2}\.\d)/(?P<resource>composite/sobjects|sobjects|queryAll|query)(?:[/?]|$)")
+_GRAPH_URL = re.compile(r"^/services/data/v(?P<version>\d{2}\.\d)/sobjects/")
 _LIMITED_RESOURCES = ("composite/sobjects", "query", "queryAll")
 
 HALTED_MESSAGE = "The transaction was rolled back since another operation in the same transaction failed."
@@ -92,6 +92,7 @@ class Subrequest:
     reference_id: str
     body: object
     resource: str
+    version: str
 
 
 class _Unresolved(Exception):
@@ -134,7 +135,7 @@ def parse_subrequests(items: object, *, graph: bool = False) -> list[Subrequest]
                          "sobjects, query, queryAll and composite/sobjects resources")
             raise _malformed(f"{ref}: url must start with /services/data/vXX.X/ and name one of the {supported}")
         resource = "sobjects" if graph else shape.group("resource")
-        parsed.append(Subrequest(method, url, ref, item.get("body"), resource))
+        parsed.append(Subrequest(method, url, ref, item.get("body"), resource, shape.group("version")))
     return parsed
 
 
@@ -241,6 +242,10 @@ class CompositeRunner:
         return entries, failed_at
 
     def _dispatch(self, sub: Subrequest, url: str, body: object, user_id: str, all_or_none: bool) -> dict:
+        from .app import SUPPORTED_VERSIONS
+
+        if sub.version not in SUPPORTED_VERSIONS:  # as a standalone call to that version would answer
+            return _entry(sub, 404, ApiError(404, "NOT_FOUND", "The requested resource does not exist").body())
         if all_or_none and sub.resource == "composite/sobjects":
             # a composite allOrNone overrides the allOrNone of an embedded collections subrequest [doc]
             if isinstance(body, dict):

@@ -140,8 +140,9 @@ def test_subrequest_errors_keep_their_real_status(sf: Salesforce) -> None:
         {"method": "GET", "url": f"{V}/sobjects/NoSuchThing__c/001000000000000AAA", "referenceId": "refType"},
         {"method": "GET", "url": f"{V}/query?q=SELECT+Nope+FROM+Account", "referenceId": "refSoql"},
         {"method": "PUT", "url": f"{V}/sobjects/Account", "referenceId": "refMethod"},
+        {"method": "GET", "url": "/services/data/v20.0/sobjects/Account", "referenceId": "refVersion"},
     ])
-    assert [r["httpStatusCode"] for r in result] == [404, 404, 400, 405]
+    assert [r["httpStatusCode"] for r in result] == [404, 404, 400, 405, 404]
     assert result[0]["body"][0]["errorCode"] == "NOT_FOUND"
     assert result[2]["body"][0]["errorCode"] in ("INVALID_FIELD", "MALFORMED_QUERY")
     assert result[3]["body"][0]["errorCode"] == "METHOD_NOT_ALLOWED"
@@ -546,3 +547,12 @@ def test_graphs_succeed_or_fail_independently(sf: Salesforce, emu: Emulator) -> 
         {"graphId": "g", "compositeRequest": [{"method": "GET", "url": f"{V}/query?q=SELECT+Id+FROM+Account",
                                                "referenceId": "q"}]}]}))
     assert errors[0]["errorCode"] == "JSON_PARSER_ERROR"
+
+
+def test_resources_newer_than_the_requested_version_do_not_exist(sf: Salesforce) -> None:
+    old = sf.base_url.replace("/v62.0/", "/v45.0/")
+    upsert = sf.session.request("PATCH", f"{old}composite/sobjects/Account/ERP_Customer_Id__c", headers=sf.headers,
+                                json={"records": []}, timeout=10)
+    graph = sf.session.request("POST", f"{old}composite/graph", headers=sf.headers, json={"graphs": []}, timeout=10)
+    assert (upsert.status_code, graph.status_code) == (404, 404)
+    assert upsert.json()[0]["errorCode"] == "NOT_FOUND"
