@@ -51,3 +51,60 @@ class LambdaContext:
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext()
+
+
+# -- shared fixtures for function tests: moto, the Salesforce emulator and the layer's secret --------
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    """moto for every AWS service, with Powertools' parameter caches and the layer's cache emptied."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from moto import mock_aws
+
+    from salesforce_access import reset_access_cache
+
+    with mock_aws():
+        parameters.clear_caches()
+        DEFAULT_PROVIDERS.clear()
+        reset_access_cache()
+        yield
+        parameters.clear_caches()
+        DEFAULT_PROVIDERS.clear()
+        reset_access_cache()
+
+
+@pytest.fixture(scope="session")
+def salesforce_emulator():
+    """One emulator for the session; tests reset what they rely on through `salesforce`."""
+    from local.salesforce import Emulator
+
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def salesforce(salesforce_emulator, aws, monkeypatch: pytest.MonkeyPatch):
+    """The emulator, reachable through the layer exactly as a deployed function reaches Salesforce.
+
+    A JWT-bearer secret for the emulator is stored in (moto) Secrets Manager and named by
+    SALESFORCE_SECRET_ARN; SALESFORCE_CA_BUNDLE makes the layer trust the emulator's certificate.
+    """
+    import json
+
+    import boto3
+
+    emu = salesforce_emulator
+    emu.clear_faults()
+    emu.clear_requests()
+    emu.set_api_usage(0, 1_000_000)
+    info = emu.info
+    secret = {"flow": "jwt_bearer", "client_id": info["client_id"], "username": info["username"],
+              "private_key": Path(info["private_key_file"]).read_text(), "login_url": info["login_url"],
+              "api_version": info["api_version"]}
+    arn = boto3.client("secretsmanager").create_secret(Name="salesforce/test-org",
+                                                       SecretString=json.dumps(secret))["ARN"]
+    monkeypatch.setenv("SALESFORCE_SECRET_ARN", arn)
+    monkeypatch.setenv("SALESFORCE_CA_BUNDLE", info["ca_bundle"])
+    yield emu
+    emu.clear_faults()
