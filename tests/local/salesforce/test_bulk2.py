@@ -277,6 +277,9 @@ def test_query_results_headers_and_locator(sf: Salesforce) -> None:
         assert error_of(resp)["errorCode"] == "INVALID_QUERY_LOCATOR"
     resp = call(sf, "GET", f"query/{info['id']}/results", params={"maxRecords": "lots"})
     assert resp.status_code == 400
+    other_version = sf.bulk2_url.replace(f"/v{sf.sf_version}/", "/v61.0/")
+    resp = sf.session.get(f"{other_version}query/{info['id']}/results", headers=sf.headers, timeout=10)
+    assert resp.status_code == 409  # results must be read with the API version that created the job
 
     listed = call(sf, "GET", "query").json()
     assert listed["done"] is True
