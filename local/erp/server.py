@@ -286,10 +286,30 @@ class ErpHttpServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(self, address: tuple[str, int], handler: type):
+        super().__init__(address, handler)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
     def get_request(self):  # type: ignore[override]
         sock, addr = super().get_request()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go out in two writes
+        with self._open_lock:
+            self._open.add(sock)
         return sock, addr
+
+    def shutdown_request(self, request) -> None:  # type: ignore[override]
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut every open (keep-alive) connection: a stopped ERP must not go on answering on them."""
+        with self._open_lock:
+            for sock in list(self._open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
 
     def handle_error(self, request, client_address) -> None:  # a client hanging up is not our error
         if sys.exc_info()[0] in (ConnectionResetError, BrokenPipeError, TimeoutError):

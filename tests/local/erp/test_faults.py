@@ -75,9 +75,10 @@ def test_down_over_http_answers_503_until_cleared_while_control_still_works(http
     assert http.get("/inventory/items/SKU-1001").status_code == 200
 
 
-def test_go_down_refuses_connections_and_come_up_keeps_port_and_state(http, erp):
+def test_go_down_refuses_connections_cuts_open_ones_and_come_up_keeps_port_and_state(http, erp):
     erp.inventory.set_stock("SKU-1001", "WH-LON", 1, 0)
     url = erp.url
+    assert http.get("/inventory/items/SKU-1001").status_code == 200  # leaves a keep-alive connection open
     erp.go_down()
     with pytest.raises(requests.ConnectionError):
         http.get("/inventory/items/SKU-1001")
