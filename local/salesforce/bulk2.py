@@ -687,7 +687,7 @@ class Bulk2:
             return records.update(obj.name, record_id, body, user, source="csv"), False
         deleted = records.delete(obj.name, record_id, user)
         if operation == "hardDelete":  # no recycle bin: the row is gone even for queryAll
-            self.store.execute("DELETE FROM records WHERE id = ?", (deleted,))
+            self.store.purge(deleted)
         return deleted, False
 
     # -- query processing ------------------------------------------------------------------------

@@ -215,7 +215,7 @@ class RecordService:
             if field.required and record.get(field.name) is None:
                 raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{field.name}]",
                                [field.name])
-        if "OwnerId" in obj.fields and record.get("OwnerId") is None and obj.field("OwnerId"):
+        if obj.field("OwnerId") is not None and record.get("OwnerId") is None:
             record["OwnerId"] = user_id
         now = format_datetime(utc_now())
         record.update({

@@ -109,6 +109,12 @@ class Store:
                 "SELECT COUNT(*) FROM records WHERE sobject = ? AND is_deleted = 0", (sobject,)
             ).fetchone()[0]
 
+    def purge(self, record_id: str) -> None:
+        """Remove a record for good (Bulk API hardDelete): not even queryAll sees it afterwards."""
+        with self._lock:
+            self._conn.execute("DELETE FROM records WHERE id = ?", (record_id,))
+            self._conn.execute("DELETE FROM unique_values WHERE record_id = ?", (record_id,))
+
     def max_record_serial_source(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT id FROM records").fetchall()]

@@ -39,6 +39,7 @@ def test_create_get_update_delete_round_trip(sf: Salesforce) -> None:
     assert record["IsDeleted"] is False
     assert record["CreatedDate"].endswith("+0000")
     assert record["LastModifiedById"].startswith("005")
+    assert record["OwnerId"] == record["CreatedById"]  # the creating user owns the record by default
 
     assert sf.Account.update(account_id, {"Name": "Renamed"}) == 204
     assert sf.Account.get(account_id)["Name"] == "Renamed"
