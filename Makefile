@@ -7,11 +7,13 @@ SAM_VENV := $(VENV)/tools/sam-cli
 SAM := $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test unit lock clean emulator sam-tools sam-check
+.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check
 
 help:
 	@echo "make test      create .venv/, lint, run the whole test suite"
 	@echo "make emulator  run the local Salesforce emulator in the foreground"
+	@echo "make bench     run the benchmarks and print their figures (docs/benchmarks.md)"
+	@echo "make sam-check sam validate --lint and a sam build of everything (part of make test)"
 	@echo "make lock      re-resolve requirements/dev.in into requirements/dev.lock"
 	@echo "make clean     remove .venv/ and build output"
 
@@ -43,6 +45,9 @@ sam-tools: $(SAM_VENV)/.installed
 sam-check: sam-tools
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/python local/sam_build_check.py --sam $(SAM)
+
+bench: venv
+	$(BIN)/python -m local.benchmarks
 
 emulator: venv
 	$(BIN)/python -m local.salesforce serve --port 8443 --state-dir .local-state/salesforce

@@ -1,0 +1,37 @@
+"""``python -m local.benchmarks [name ...]``: run benchmarks and print their Markdown tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+from . import emulator
+
+SUITES = {"emulator": emulator}
+
+
+def machine() -> str:
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()} on {platform.system()} {platform.release()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.benchmarks")
+    parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    print(f"Machine: {machine()}\n")
+    for name in args.suites or SUITES:
+        module = SUITES[name]
+        print(f"## {name}\n")
+        print(module.report(module.run()), flush=True)
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
