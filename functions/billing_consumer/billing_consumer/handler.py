@@ -43,8 +43,6 @@ DEFAULT_IDEMPOTENCY_TTL = 8 * 24 * 3600  # longer than Salesforce retries an Out
 CALLBACK_RESERVE_SECONDS = 5.0  # kept for the Salesforce callback after the slowest billing call
 AWS_CONFIG = Config(connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -199,5 +197,8 @@ def _queue_url(sqs: Any, queue_arn: str) -> str:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deps = dependencies()
     deps.idempotency.register_lambda_context(context)
+    # A processor per invocation (it holds the batch's results); an all-failed batch is reported like any
+    # other partial failure instead of raising, and shows up in the TransientFailures metric.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=Consumer(deps, context), processor=processor,
                                     context=context)
