@@ -11,6 +11,7 @@ contract, which the availability function's ERP adapter (functions/availability/
 from __future__ import annotations
 
 import threading
+from types import EllipsisType
 
 from .customers import Customers
 from .customers import register as register_customers
@@ -87,9 +88,12 @@ class ErpServer:
 
     # -- test controls (the same operations as the /__control endpoints) ------------------------------------
 
-    def inject(self, kind: str, count: int | None = 1, *, method: str | None = None, path: str | None = None,
-               delay_seconds: float | None = None) -> None:
-        """Make the next ``count`` matching requests (``None``: all, until cleared) fail with ``kind``."""
+    def inject(self, kind: str, count: int | None | EllipsisType = ..., *, method: str | None = None,
+               path: str | None = None, delay_seconds: float | None = None) -> None:
+        """Make the next ``count`` matching requests (``None``: all, until cleared) fail with ``kind``.
+        ``count`` defaults to 1, and for ``down`` to ``None``, as on the HTTP control API."""
+        if count is ...:
+            count = None if kind == "down" else 1
         fault = make_fault(kind, count, method, path, delay_seconds)
         with self.app.lock:
             self.app.faults.append(fault)

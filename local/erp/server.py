@@ -126,6 +126,10 @@ class Fault:
 class DropConnection(Exception):
     """Close the socket without an HTTP answer."""
 
+    def __init__(self, logged: bool = False):
+        super().__init__()
+        self.logged = logged
+
 
 def make_fault(kind: object, count: object = 1, method: object = None, path: object = None,
                delay_seconds: object = None) -> Fault:
@@ -181,8 +185,9 @@ class ErpApp:
         fault = self.take_fault(req.method, req.path)
         try:
             reply = self._faulted(req, fault)
-        except DropConnection:
-            self._log(req, None, fault, started)
+        except DropConnection as drop:
+            if not drop.logged:
+                self._log(req, None, fault, started)
             raise
         self._log(req, reply.status, fault, started)
         return reply
@@ -195,8 +200,9 @@ class ErpApp:
             self.stopping.wait(delay)
         if fault is not None:
             if fault.kind == "hang":
+                self._log(req, None, fault, time.monotonic())  # logged now: a test sees the call while it hangs
                 self.stopping.wait(fault.delay_seconds)
-                raise DropConnection
+                raise DropConnection(logged=True)
             if fault.kind == "drop":
                 raise DropConnection
             if fault.kind == "down":

@@ -109,7 +109,8 @@ class ErpInventoryClient:
                 continue
             if status in RETRYABLE_STATUSES:
                 retry_after = _retry_after(headers)
-                if retry_after <= deadline.remaining() / 2 and self._may_retry(attempt, deadline, False):
+                fits = retry_after + self.connect_timeout + 0.2 < deadline.remaining()
+                if fits and self._may_retry(attempt, deadline, False):
                     self._backoff(attempt, retry_after)
                     continue
                 raise ErpUnavailable(f"the ERP answered {status} and is unavailable; retry later",

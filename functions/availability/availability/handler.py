@@ -159,6 +159,7 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 @app.exception_handler(RequestValidationError)
 def bad_request(exc: RequestValidationError) -> Response:
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
     first = exc.errors()[0]
     loc = [str(part) for part in first.get("loc", ())]
     field = loc[-1] if loc else ""
@@ -175,7 +176,9 @@ def bad_request(exc: RequestValidationError) -> Response:
 
 @app.exception_handler(AvailabilityError)
 def availability_error(exc: AvailabilityError) -> Response:
-    if exc.status >= 500:
+    if exc.status < 500:
+        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+    else:
         logger.warning("ERP failure", extra={"code": exc.code, "status": exc.status})
         metrics.add_metric(name="ErpFailures", unit=MetricUnit.Count, value=1)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
@@ -196,6 +199,7 @@ def unexpected(exc: Exception) -> Response:
 
 @app.not_found
 def not_found(exc: Exception) -> Response:
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
     return error(404, "NOT_FOUND", "no such resource: see GET /products/{sku}/availability and POST /availability")
 
 
