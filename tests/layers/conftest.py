@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDE
 from moto import mock_aws
 
 from local.salesforce import Emulator
-from salesforce_access import PollPolicy, RetryPolicy, SalesforceAccess, Timeouts, reset_access_cache
+from salesforce_access import PollPolicy, RetryPolicy, SalesforceAccess, Timeouts, auth, reset_access_cache
 from salesforce_access.observability import logger, metrics
 
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=4)
@@ -44,7 +44,7 @@ class LambdaContext:
 
 # -- logs -------------------------------------------------------------------------------------------
 
-_SEEN_TOKENS: set[str] = set()
+_SEEN_TOKENS: set[str] = set()  # every access token and JWT assertion issued during the run
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +68,12 @@ def log_records(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
+def seen_tokens() -> set[str]:
+    return set(_SEEN_TOKENS)
+
+
 def credential_values(info: dict[str, Any]) -> list[str]:
-    """Everything that must never be logged: emulator secrets, the private key and issued tokens."""
+    """Everything that must never be logged: emulator secrets, the private key, issued tokens and assertions."""
     key = Path(info["private_key_file"]).read_text()
     values = [info["client_secret"], info["password"], key]
     values += [line for line in key.splitlines() if line and not line.startswith("-----")]
@@ -85,17 +89,33 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def emu(emulator: Emulator, layer_logs: io.StringIO, caplog: pytest.LogCaptureFixture) -> Iterator[Emulator]:
+def emu(emulator: Emulator, layer_logs: io.StringIO, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """The shared emulator, reset for the test; afterwards the test's logs are scanned for credentials."""
+    real_request_token, real_assertion = auth.request_token, auth.jwt_assertion
+
+    def recording_request_token(*args: Any, **kwargs: Any) -> auth.AccessToken:
+        token = real_request_token(*args, **kwargs)
+        _SEEN_TOKENS.add(token.value)
+        return token
+
+    def recording_assertion(*args: Any, **kwargs: Any) -> str:
+        assertion = real_assertion(*args, **kwargs)
+        _SEEN_TOKENS.add(assertion)
+        return assertion
+
+    monkeypatch.setattr(auth, "request_token", recording_request_token)
+    monkeypatch.setattr(auth, "jwt_assertion", recording_assertion)
     emulator.clear_faults()
     emulator.clear_requests()
     emulator.set_api_usage(0, 15000)
-    caplog.set_level(logging.DEBUG)  # urllib3 and friends too
+    caplog.set_level(logging.DEBUG)  # every library's logs too: urllib3, botocore, moto
     yield emulator
     emulator.clear_faults()
     if emulator.app is not None:
         _SEEN_TOKENS.update(key for key, _ in emulator.app.store.kv_items("token"))
-    captured = layer_logs.getvalue() + "\n" + caplog.text
+    records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]
+    captured = layer_logs.getvalue() + "\n" + "\n".join(f"{r.name} {r.getMessage()}" for r in records)
     for value in credential_values(emulator.info):
         assert value not in captured, "a credential appeared in the logs"
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from salesforce_access import BudgetExhausted, BulkJob, PollPolicy, soql
+from salesforce_access import BudgetExhausted, BulkJob, PollPolicy, RetryPolicy, Timeouts, soql
 
 from .conftest import LambdaContext, api_calls, token_posts
 
@@ -128,3 +128,20 @@ def test_polling_stops_at_the_budget_and_can_resume(emulator, make_access, emu) 
         assert access.bulk.wait(job_id).number_records_processed == 5
     finally:
         emulator.app.settings.bulk_batch_delay_seconds = slow
+
+
+class FixedDelay(RetryPolicy):
+    def delay(self, retry_number, rand=None) -> float:
+        return 0.8
+
+
+def test_a_close_replayed_after_a_lost_response_does_not_abort_the_job(make_access, emu) -> None:
+    # The first close is applied but its response arrives after the read timeout; the replay is refused
+    # because the job is no longer Open, and the layer carries on instead of aborting a good job.
+    access = make_access("client_credentials", timeouts=Timeouts(2.0, 0.3), retry=FixedDelay(max_attempts=3))
+    emu.inject("delay", count=1, method="PATCH", path=r"/jobs/ingest/", delay_seconds=0.5)
+    [job] = access.bulk.ingest("Account", "insert", ({"Name": f"{tag()}-{i}"} for i in range(5)))
+    assert job.state == "JobComplete"
+    assert job.number_records_processed == 5
+    closes = [r["status"] for r in api_calls(emu, "/jobs/ingest/") if r["method"] == "PATCH"]
+    assert sorted(closes) == [200, 400]  # applied once (late), refused once; no abort

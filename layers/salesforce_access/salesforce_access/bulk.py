@@ -22,7 +22,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from salesforce_access.budget import PollPolicy
-from salesforce_access.errors import BudgetExhausted, BulkJobFailed
+from salesforce_access.errors import BudgetExhausted, BulkJobFailed, SalesforceError
 from salesforce_access.observability import logger, tracer
 
 if TYPE_CHECKING:
@@ -171,12 +171,23 @@ class BulkApi:
                 "PUT", f"jobs/ingest/{job.id}/batches", data=part,
                 headers={"Content-Type": "text/csv", "Accept": "application/json"},
             )
-            closed = self._access.request("PATCH", f"jobs/ingest/{job.id}", json={"state": "UploadComplete"})
+            closed = self._close(job.id)
         except Exception:
             self._abort_quietly(job.id, "ingest")
             raise
         logger.info("Bulk ingest job submitted", extra={"job_id": job.id, "sobject": sobject, "operation": operation})
-        return self._job(closed, "ingest")
+        return closed
+
+    def _close(self, job_id: str) -> BulkJob:
+        try:
+            return self._job(self._access.request("PATCH", f"jobs/ingest/{job_id}", json={"state": "UploadComplete"}),
+                             "ingest")
+        except SalesforceError:
+            # A close replayed after a timeout is refused once the first one went through: check the job.
+            info = self.job(job_id, "ingest")
+            if info.state == "Open":
+                raise
+            return info
 
     # -- query --------------------------------------------------------------------------------------
 

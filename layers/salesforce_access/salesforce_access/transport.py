@@ -194,8 +194,8 @@ class SalesforceSession(requests.Session):
             connect, read = self.timeouts.connect, self.timeouts.read
         remaining = budget.remaining()
         if not math.isinf(remaining):
-            connect = max(min(connect, remaining), _MIN_ATTEMPT_SECONDS)
-            read = max(min(read, remaining), _MIN_ATTEMPT_SECONDS)
+            floor = max(remaining, _MIN_ATTEMPT_SECONDS)  # the budget shortens timeouts, never below the floor
+            connect, read = min(connect, floor), min(read, floor)
         return connect, read
 
     @staticmethod
