@@ -88,7 +88,7 @@ class ErpServer:
 
     # -- test controls (the same operations as the /__control endpoints) ------------------------------------
 
-    def inject(self, kind: str, count: int | None | EllipsisType = ..., *, method: str | None = None,
+    def inject(self, kind: str, count: int | EllipsisType | None = ..., *, method: str | None = None,
                path: str | None = None, delay_seconds: float | None = None) -> None:
         """Make the next ``count`` matching requests (``None``: all, until cleared) fail with ``kind``.
         ``count`` defaults to 1, and for ``down`` to ``None``, as on the HTTP control API."""
