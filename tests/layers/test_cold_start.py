@@ -45,11 +45,17 @@ def test_creating_an_access_object_loads_nothing_and_calls_nothing() -> None:
 
 
 def test_the_client_is_what_imports_simple_salesforce() -> None:
-    # Control for the two tests above: the same probe does see simple_salesforce once it is imported.
+    # Also the control for the probes above: they do see a heavy module once something imports it.
     loaded = run_isolated(
         "import json, sys\n"
-        "import salesforce_access\n"
-        "import simple_salesforce\n"
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+        "from salesforce_access import SalesforceAccess\n"
+        "from salesforce_access.auth import AccessToken\n"
+        "access = SalesforceAccess({'flow': 'client_credentials', 'client_id': 'id', 'client_secret': 's3cret',\n"
+        "                           'login_url': 'https://acme.my.salesforce.com'})\n"
+        "access.tokens._token = AccessToken('00D000000000001!token', 'https://acme.my.salesforce.com')\n"
+        "before = 'simple_salesforce' in sys.modules\n"
+        "client = access.client\n"
+        "print(json.dumps({'before': before, 'after': 'simple_salesforce' in sys.modules,\n"
+        "                  'shared_session': client.session is access.session}))\n"
     )
-    assert "simple_salesforce" in loaded
+    assert loaded == {"before": False, "after": True, "shared_session": True}

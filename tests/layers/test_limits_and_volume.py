@@ -86,3 +86,17 @@ def test_poll_delays_grow_to_the_cap() -> None:
     assert 0.5 <= poll.delay(0) <= 1.0
     assert 4.0 <= poll.delay(3) <= 8.0
     assert 5.0 <= poll.delay(20) <= 10.0
+
+
+def test_the_budget_shortens_timeouts_but_never_lengthens_them() -> None:
+    from salesforce_access.budget import Timeouts
+    from salesforce_access.transport import SalesforceSession
+
+    session = SalesforceSession(usage=UsageTracker(), budget=lambda: Budget(None), timeouts=Timeouts(3.0, 30.0))
+    assert session._timeout(Budget(None), None) == (3.0, 30.0)
+    connect, read = session._timeout(Budget.seconds(10.0), None)
+    assert connect == 3.0
+    assert 9.5 < read <= 10.0
+    assert session._timeout(Budget.seconds(0.01), None) == (0.5, 0.5)  # a last attempt still gets a floor
+    short = SalesforceSession(usage=UsageTracker(), budget=lambda: Budget(None), timeouts=Timeouts(0.2, 0.3))
+    assert short._timeout(Budget.seconds(0.01), None) == (0.2, 0.3)  # the floor never raises a shorter setting
