@@ -11,7 +11,8 @@ from salesforce_access import DEFAULT_BULK_THRESHOLD, ApiUsage, RetryPolicy, cho
 from salesforce_access.budget import Budget, PollPolicy
 from salesforce_access.limits import UsageTracker
 from salesforce_access.observability import metrics
-from tests.layers.conftest import LambdaContext
+
+from .conftest import LambdaContext
 
 
 @pytest.mark.parametrize(
