@@ -1,0 +1,222 @@
+"""Failure handling: Salesforce faults, publish results of both API generations, concurrent invocations
+for the same shipment, secrets kept out of logs, and a cold start without simple-salesforce."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from shipment_status.handler import ShipmentUpdateFailed
+from shipment_status.salesforce import judge_publish
+
+from salesforce_access import RecordResult, RequestLimitExceeded, ServiceUnavailable, get_access, reset_access_cache
+
+from .conftest import sf_calls, sf_time, status_event
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+# -- publish results --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("errors", [
+    [],  # before API 62.0
+    [{"statusCode": "OPERATION_ENQUEUED", "message": "e7b4c2a0-1f1e-4b2a-9c55-2d8f3f0b9a11", "fields": []}],
+])
+def test_a_successful_publish_is_success_with_or_without_operation_enqueued(errors):
+    outcome = judge_publish(RecordResult.model_validate({"id": "e00xx0000000001AAA", "success": True,
+                                                         "errors": errors}))
+    assert outcome.ok
+    assert outcome.event_uuid == (errors[0]["message"] if errors else None)
+
+
+def test_a_failed_publish_is_failure_and_says_why():
+    outcome = judge_publish(RecordResult.model_validate({"success": False, "errors": [
+        {"statusCode": "INVALID_FIELD", "message": "No such column 'Foo__c'", "fields": ["Foo__c"]}]}))
+    assert not outcome.ok
+    assert "INVALID_FIELD" in outcome.message
+
+
+@pytest.mark.parametrize("api_version", ["59.0", "62.0"])
+def test_publishing_succeeds_whichever_shape_the_org_answers(api_version, salesforce, publish, org, page, tracking,
+                                                             monkeypatch):
+    info = salesforce.info
+    secret = {"flow": "jwt_bearer", "client_id": info["client_id"], "username": info["username"],
+              "private_key": Path(info["private_key_file"]).read_text(), "login_url": info["login_url"],
+              "api_version": api_version}
+    arn = boto3.client("secretsmanager").create_secret(Name=f"salesforce/v{api_version}",
+                                                       SecretString=json.dumps(secret))["ARN"]
+    monkeypatch.setenv("SALESFORCE_SECRET_ARN", arn)
+    reset_access_cache()
+    number = tracking()
+    salesforce.clear_requests()
+
+    summary = publish(status_event(number, "Delivered"))
+
+    assert summary["results"] == {"published": 1}
+    assert any(f"/v{api_version}/composite/sobjects" in path for _, path in sf_calls(salesforce))
+    assert [e["Status__c"] for e in page.events(number, 1)] == ["Delivered"]
+
+
+# -- Salesforce faults --------------------------------------------------------------------------------------
+
+
+def test_a_503_is_retried_inside_the_invocation(publish, salesforce, org, tracking):
+    number = tracking()
+    salesforce.inject("503", count=1, method="GET", path="/query")
+    salesforce.inject("503", count=1, method="PATCH", path="Shipment__c")
+
+    publish(status_event(number, "In Transit"))
+
+    assert org.shipment(number)["Status__c"] == "In Transit"
+
+
+def test_salesforce_down_fails_the_invocation_and_the_retry_completes_it(publish, salesforce, org, page, tracking,
+                                                                          lambda_context):
+    number = tracking()
+    event = status_event(number, "Out for Delivery")
+    salesforce.inject("503", count=50, method="GET", path="/query")
+    short = type(lambda_context)(timeout_ms=7_000)  # 2 s of retry budget once the layer keeps its 5 s margin
+
+    with pytest.raises(ServiceUnavailable):
+        publish(event, short)
+    salesforce.clear_faults()
+    assert org.shipment(number) is None
+
+    publish(event)  # Lambda's retry of the same event: the lease was given back, nothing blocks it
+
+    assert org.shipment(number)["Status__c"] == "Out for Delivery"
+    assert len(page.events(number, 1)) == 1
+
+
+def test_an_expired_session_is_renewed_between_and_during_invocations(publish, salesforce, org, tracking):
+    first, second = tracking(), tracking()
+    publish(status_event(first, "Picked Up"))
+    salesforce.expire_tokens()  # the warm container's token is no longer valid
+    publish(status_event(first, "In Transit", minutes=10))
+    salesforce.inject("INVALID_SESSION_ID", count=1, method="PATCH", path="Shipment__c")  # mid-invocation
+
+    publish(status_event(second, "Picked Up"))
+
+    assert org.shipment(first)["Status__c"] == "In Transit"
+    assert org.shipment(second)["Status__c"] == "Picked Up"
+
+
+def test_a_publish_that_fails_after_the_upsert_is_published_by_the_retry_exactly_once(
+        publish, salesforce, org, page, tracking):
+    number = tracking()
+    event = status_event(number, "Delivered", minutes=90)
+    salesforce.inject("REQUEST_LIMIT_EXCEEDED", count=1, method="POST", path="composite/sobjects")
+
+    with pytest.raises(RequestLimitExceeded):
+        publish(event)
+    assert org.shipment(number)["Status__c"] == "Delivered"  # the record was written
+    assert page.events(number, 1, timeout=1.0) == []  # the event was not
+
+    salesforce.clear_requests()
+    retry = publish(event)
+    calls = [m for m, _ in sf_calls(salesforce)]
+    again = publish(event)  # and a later duplicate delivery publishes nothing more
+
+    assert retry["results"] == {"published": 1}
+    assert calls == ["GET", "POST"]  # no second upsert, one publish
+    assert again["results"] == {"duplicate": 1}
+    assert [e["Status__c"] for e in page.events(number, 2, timeout=1.0)] == ["Delivered"]
+
+
+def test_a_record_refused_by_salesforce_fails_with_its_error_code(publish, salesforce, tracking):
+    event = status_event(tracking(), "Picked Up", carrier="C" * 81)  # longer than Carrier__c allows
+    # The model refuses it before Salesforce does: a clear error, no API call.
+    salesforce.clear_requests()
+    with pytest.raises(Exception, match="carrier"):
+        publish(event)
+    assert sf_calls(salesforce) == []
+
+
+# -- concurrent invocations ---------------------------------------------------------------------------------
+
+
+def _hold_lease(number: str, owner: str, seconds: float) -> None:
+    boto3.client("dynamodb").put_item(TableName="state", Item={
+        "id": {"S": f"shipment-status#{number}"}, "lease_owner": {"S": owner},
+        "lease_expires": {"N": str(time.time() + seconds)}})
+
+
+def test_a_shipment_being_updated_by_another_invocation_is_retried_later(publish, org, tracking):
+    number = tracking()
+    _hold_lease(number, "another-invocation", seconds=60)
+
+    with pytest.raises(ShipmentUpdateFailed, match="busy"):
+        publish(status_event(number, "In Transit"))
+    assert org.shipment(number) is None
+
+
+def test_the_lease_of_a_crashed_invocation_expires(publish, org, tracking):
+    number = tracking()
+    _hold_lease(number, "crashed-invocation", seconds=-1)
+
+    publish(status_event(number, "In Transit"))
+
+    assert org.shipment(number)["Status__c"] == "In Transit"
+
+
+def test_two_concurrent_invocations_never_leave_the_older_status(publish, salesforce, org, tracking, monkeypatch):
+    # Without the lease: the older change reads the record, the newer one reads and writes, then the older
+    # one's slow write lands last and moves the shipment back.
+    monkeypatch.setenv("SHIPMENT_LEASE_WAIT_SECONDS", "5")
+    number = tracking()
+    salesforce.inject("delay", count=1, method="PATCH", path="Shipment__c", delay_seconds=1.0)
+    results: dict[str, object] = {}
+
+    def run(name: str, event: dict) -> None:
+        try:
+            results[name] = publish(event)
+        except Exception as exc:
+            results[name] = exc
+
+    older = threading.Thread(target=run, args=("older", status_event(number, "In Transit", minutes=10)))
+    newer = threading.Thread(target=run, args=("newer", status_event(number, "Delivered", minutes=20)))
+    older.start()
+    time.sleep(0.3)  # the older one has read the record and is writing (slowly)
+    newer.start()
+    older.join(10)
+    newer.join(10)
+
+    assert results["older"]["results"] == {"published": 1}, results
+    assert results["newer"]["results"] == {"published": 1}, results
+    record = org.shipment(number)
+    assert record["Status__c"] == "Delivered"
+    assert record["Status_Updated_At__c"] == sf_time(20)
+
+
+# -- secrets and cold start ---------------------------------------------------------------------------------
+
+
+def test_no_token_or_key_reaches_the_logs(publish, salesforce, tracking, logs, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    publish(status_event(tracking(), "Picked Up"))
+    salesforce.expire_tokens()
+    publish(status_event(tracking(), "Picked Up"))
+
+    text = logs.getvalue()
+    token = get_access().tokens.peek()
+    assert token is not None
+    assert token.value not in text
+    key_lines = [line for line in Path(salesforce.info["private_key_file"]).read_text().splitlines()
+                 if line and not line.startswith("-----")]
+    assert not any(line in text for line in key_lines)
+    assert "shipment change published" in text  # the logs were captured
+
+
+def test_the_handler_imports_without_simple_salesforce():
+    code = ("import sys; sys.path[:0] = ['functions/shipment_status', 'layers/salesforce_access'];"
+            "import shipment_status.handler; print('simple_salesforce' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True, env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "False"
