@@ -1,0 +1,106 @@
+"""The order contract of POST /orders (docs/api/orders-openapi.yaml) as pydantic models, and its fingerprint.
+
+Validation happens at the edge, before anything is written or queued, and reports every invalid field at
+once. Lengths follow the Salesforce fields the values land in, so Salesforce never truncates or refuses a
+value the API accepted. Unknown properties are refused rather than ignored: a misspelt field would
+otherwise be dropped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+MAX_LINES = 200  # one sObject Collections request per order; Salesforce's cap per request
+MAX_BATCH_ORDERS = 500  # per POST /orders/async: validated and queued within API Gateway's 29 s
+
+
+def _cents(value: Decimal) -> Decimal:
+    """Two decimal places, so 19.9 and 19.90 are the same order (and the same fingerprint)."""
+    return value.quantize(Decimal("0.01"))
+
+
+# Business keys end up in URLs (upsert by external id) and SOQL: a conservative alphabet keeps both safe
+# and matches what e-commerce platforms and ERPs issue.
+BusinessKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
+                                               pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+ProductCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2), AfterValidator(_cents)]
+Money = Annotated[Decimal, Field(ge=0, lt=Decimal("1e16"), decimal_places=2), AfterValidator(_cents)]
+
+
+def text(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Address(_Strict):
+    street: text(255) | None = None
+    city: text(40) | None = None
+    postal_code: text(20) | None = None
+    country: text(80) | None = None
+
+
+class Customer(_Strict):
+    erp_customer_id: BusinessKey = Field(description="The customer's id in the ERP: Account.ERP_Customer_Id__c")
+    name: text(255, 1)
+    phone: text(40) | None = None
+
+
+class OrderLine(_Strict):
+    product_code: ProductCode = Field(description="Product2.ProductCode of an active standard price book entry")
+    quantity: Quantity
+    unit_price: Money
+    description: text(255) | None = None
+
+
+class Order(_Strict):
+    order_number: BusinessKey = Field(description="The platform's order number: Order.Ecommerce_Order_Number__c")
+    order_date: date
+    customer: Customer
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
+    description: text(4000) | None = None
+    updated_at: AwareDatetime | None = Field(
+        default=None, description="When the platform last changed the order; an older version never overwrites "
+                                  "a newer one")
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the normalised order: equal for the same order however it was formatted."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def product_codes(self) -> list[str]:
+        return list(dict.fromkeys(line.product_code for line in self.lines))
+
+    @property
+    def version(self) -> datetime | None:
+        return self.updated_at
+
+
+class OrderBatch(_Strict):
+    """POST /orders/async: a bulk import or a peak-day burst, validated as a whole before anything is queued."""
+
+    orders: list[Order] = Field(min_length=1, max_length=MAX_BATCH_ORDERS)
+
+
+def field_errors(exc: PydanticValidationError) -> list[dict[str, str]]:
+    """Every invalid field as {field, message, type}; the offending values are never echoed (personal data)."""
+    errors = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = ""
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        errors.append({"field": path or "body", "message": error["msg"], "type": error["type"]})
+    return errors
