@@ -1,0 +1,6 @@
+"""Pattern 3, Batch Data Synchronization: customers between Salesforce Accounts and the ERP, nightly.
+
+``handler.start`` (EventBridge Scheduler, or on demand) takes the run lock and queues the run;
+``handler.work`` (SQS) runs it phase by phase, checkpointing into DynamoDB and continuing itself through
+the queue when its invocation runs short of time. See docs/batch-sync.md.
+"""

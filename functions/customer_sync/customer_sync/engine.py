@@ -1,0 +1,441 @@
+"""The synchronisation itself, free of AWS plumbing: phases over one run window, checkpointed after every
+committed step so that another invocation continues exactly where this one stopped.
+
+Phases, in order (docs/batch-sync.md explains why this order):
+
+1. ``erp_to_salesforce``: ERP customers changed in (erp_from, erp_to], not written by the sync, upserted
+   into Accounts by ERP_Customer_Id__c; conflicts with Accounts changed in Salesforce since the last run are
+   decided by the mapping's rule; the ERP watermark moves to erp_to when the phase is complete.
+2. ``salesforce_to_erp``: Accounts changed in (salesforce_from, salesforce_to], not by the integration user,
+   upserted into the ERP by Salesforce Id; new links are written back to ERP_Customer_Id__c.
+3. ``salesforce_deletes``: Accounts deleted in the window (queryAll) deactivate their ERP customer; then the
+   Salesforce watermark moves to salesforce_to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Protocol
+
+from .erp import MAX_BULK, ErpCustomers
+from .mapping import SyncMapping
+from .report import Report
+from .salesforce import SalesforceAccounts, parse_sf_datetime
+from .state import RunState
+
+PHASES = ("erp_to_salesforce", "salesforce_to_erp", "salesforce_deletes")
+SF_CHUNK = 200  # sObject Collections' limit, and the size of one conflict-check query
+LINK_WORKERS = 8  # concurrent ERP link calls (the ERP has no bulk link endpoint)
+
+
+class OutOfTime(Exception):
+    """The invocation must hand over: progress is checkpointed, a follow-up invocation continues."""
+
+
+class Watermarks(Protocol):
+    def advance_watermark(self, side: str, window_from: str | None, new: str, run_id: str) -> bool: ...
+
+
+@dataclass
+class SyncContext:
+    erp: ErpCustomers
+    salesforce: SalesforceAccounts
+    mapping: SyncMapping
+    report: Report
+    watermarks: Watermarks
+    save: Callable[[RunState], None]  # flushes the report, then persists the run (the checkpoint)
+    time_left: Callable[[], float]  # seconds this invocation may still start work in
+    ensure_allocation: Callable[[], None]  # raises AllocationExhausted past the configured share
+    bulk_threshold: int
+    bulk_part_records: int
+    bulk_query_page_size: int
+    erp_page_size: int
+    erp_user: str
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _error_code(text: str) -> tuple[str, str]:
+    """Bulk's ``sf__Error`` (``CODE:message:fields --``) as (code, message)."""
+    code, _, rest = (text or "UNKNOWN:").partition(":")
+    return code.strip() or "UNKNOWN", rest.strip() or text
+
+
+class SyncEngine:
+    def __init__(self, ctx: SyncContext, run: RunState):
+        self.ctx = ctx
+        self.run = run
+        self.cp = run.checkpoint
+
+    # -- driver ---------------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """Run phases until the run is complete; raises OutOfTime (checkpointed) to hand over."""
+        while self.run.phase < len(PHASES):
+            getattr(self, PHASES[self.run.phase])()
+            self.run.phase += 1
+            self.run.checkpoint = self.cp = {}
+            self._save()
+
+    def _save(self) -> None:
+        self.ctx.save(self.run)
+
+    def _tick(self) -> None:
+        """Between two committed steps: hand over if time is short; stop cleanly near the API allocation."""
+        if self.ctx.time_left() <= 0:
+            raise OutOfTime
+        self.ctx.ensure_allocation()
+
+    def _changed_in_salesforce(self, account: dict[str, Any]) -> bool:
+        window_from = self.run.window["salesforce_from"]
+        if account.get("LastModifiedById") == self.run.integration_user_id:
+            return False
+        if window_from is None:
+            return True
+        return parse_sf_datetime(account["SystemModstamp"]) > parse_sf_datetime(window_from)
+
+    # -- phase 1: ERP -> Salesforce -------------------------------------------------------------------
+
+    def _erp_changes(self, page_cursor: str | None, after: list[str] | None) -> Iterator[tuple[dict, str | None]]:
+        """(customer, cursor of its page) in (erp_from, erp_to], ordered, after the committed key."""
+        since, cutoff = self.run.window["erp_from"], self.run.window["erp_to"]
+        assert cutoff is not None  # noqa: S101 - set when the run is created
+        for page in self.ctx.erp.pages(since, page_cursor, self.ctx.erp_page_size):
+            for customer in page.items:
+                stamp = customer["updated_at"]
+                if since is not None and stamp <= since:
+                    continue
+                if stamp > cutoff:
+                    return
+                if after is not None and [stamp, customer["customer_id"]] <= after:
+                    continue
+                yield customer, page.cursor
+
+    def erp_to_salesforce(self) -> None:
+        cp = self.cp
+        if "mode" not in cp:
+            volume = sum(1 for _ in islice(self._erp_changes(None, None), self.ctx.bulk_threshold + 1))
+            cp.update(mode="bulk" if volume > self.ctx.bulk_threshold else "collections", jobs=[], links=[])
+            self._save()
+        if cp["links"]:  # links of a chunk whose Salesforce writes committed before the hand-over
+            self._link_erp(cp["links"])
+            cp["links"] = []
+            self._save()
+        if not cp.get("stream_done"):
+            self._stream_erp_changes()
+        for job in cp["jobs"]:
+            if not job["done"]:
+                self._tick()
+                self._finish_ingest_job(job)
+                job["done"] = True
+                self._save()
+        window = self.run.window
+        self.ctx.watermarks.advance_watermark("erp", window["erp_from"], str(window["erp_to"]), self.run.run_id)
+
+    def _stream_erp_changes(self) -> None:
+        cp = self.cp
+        bulk = cp["mode"] == "bulk"
+        buffers: dict[str, list[dict[str, Any]]] = {"upsert": [], "update": []}
+        pending_key: tuple[list[str], str | None] | None = None
+
+        def submit() -> None:
+            for operation, rows in buffers.items():
+                if rows:
+                    if self.ctx.mapping.group_by:
+                        rows.sort(key=lambda row: str(row.get(self.ctx.mapping.group_by) or ""))
+                    for job_id in self.ctx.salesforce.submit_bulk(operation, rows):
+                        cp["jobs"].append({"id": job_id, "operation": operation, "done": False})
+                    rows.clear()
+            if pending_key is not None:
+                cp["after"], cp["page_cursor"] = pending_key
+            self._save()
+
+        stream = self._erp_changes(cp.get("page_cursor"), cp.get("after"))
+        for chunk in _chunks(stream, SF_CHUNK):
+            if self.ctx.time_left() <= 0:
+                if bulk:
+                    submit()
+                raise OutOfTime
+            self.ctx.ensure_allocation()
+            last, cursor = chunk[-1]
+            plan = self._plan_erp_chunk([customer for customer, _ in chunk])
+            if bulk:
+                buffers["upsert"].extend(plan["upsert"])
+                buffers["update"].extend(plan["update"])
+                self._apply_deletes(plan["delete"])
+                pending_key = ([last["updated_at"], last["customer_id"]], cursor)
+                if len(buffers["upsert"]) + len(buffers["update"]) >= self.ctx.bulk_part_records:
+                    submit()
+            else:
+                links = self._write_collections(plan)
+                cp["after"], cp["page_cursor"], cp["links"] = [last["updated_at"], last["customer_id"]], cursor, links
+                self._save()
+                if links:
+                    self._link_erp(links)
+                    cp["links"] = []
+                    self._save()
+        if bulk:
+            submit()
+        cp["stream_done"] = True
+        self._save()
+
+    def _plan_erp_chunk(self, customers: list[dict[str, Any]]) -> dict[str, list]:
+        """Decide per customer: conflict rule, echo, deactivation; returns the Salesforce writes."""
+        run, mapping, report = self.run, self.ctx.mapping, self.ctx.report
+        plan: dict[str, list] = {"upsert": [], "update": [], "delete": []}
+        live = []
+        for customer in customers:
+            if customer.get("updated_by") == self.ctx.erp_user:
+                run.count("skipped")  # our own write into the ERP: never echoed back
+                continue
+            run.count("read")
+            live.append(customer)
+        if not live:
+            return plan
+        matches = self.ctx.salesforce.matches([c["salesforce_id"] for c in live if c.get("salesforce_id")],
+                                              [c["customer_id"] for c in live])
+        by_id = {m["Id"]: m for m in matches}
+        by_key = {m["ERP_Customer_Id__c"]: m for m in matches if m.get("ERP_Customer_Id__c")}
+        for customer in live:
+            cid, sfid = customer["customer_id"], customer.get("salesforce_id")
+            account = by_key.get(cid) or (by_id.get(sfid) if sfid else None)
+            if account is not None and account.get("IsDeleted"):
+                run.count("failed")
+                report.failure("erp_to_salesforce", code="ENTITY_IS_DELETED", customer_id=cid,
+                               salesforce_id=account["Id"],
+                               message="the Salesforce Account was deleted; it is not re-created from the ERP")
+                continue
+            if account is not None and self._changed_in_salesforce(account):
+                winner = self._winner(account, customer)
+                run.count("conflicts")
+                report.conflict(customer_id=cid, salesforce_id=account["Id"], rule=mapping.conflict_rule,
+                                winner=winner, salesforce_changed_at=account.get("LastModifiedDate"),
+                                erp_changed_at=customer["updated_at"])
+                if winner == "salesforce":
+                    run.count("skipped")  # phase 2 carries the Salesforce version to the ERP
+                    continue
+            if customer.get("active") is False and mapping.on_erp_deactivation != "update":
+                if mapping.on_erp_deactivation == "delete" and account is not None:
+                    plan["delete"].append((cid, account["Id"]))
+                else:
+                    run.count("skipped")
+                continue
+            try:
+                fields = mapping.to_salesforce(customer)
+            except ValueError as exc:
+                run.count("failed")
+                report.failure("erp_to_salesforce", code="MAPPING_ERROR", message=str(exc), customer_id=cid,
+                               salesforce_id=sfid)
+                continue
+            if account is not None and not account.get("ERP_Customer_Id__c"):
+                plan["update"].append({"Id": account["Id"], "ERP_Customer_Id__c": cid, **fields})
+            else:
+                plan["upsert"].append({"ERP_Customer_Id__c": cid, **fields, "_sfid": sfid})
+        if self.cp["mode"] == "bulk":  # Bulk rows carry Account fields only; links come from the job results
+            for row in plan["upsert"]:
+                row.pop("_sfid", None)
+        return plan
+
+    def _winner(self, account: dict[str, Any], customer: dict[str, Any]) -> str:
+        rule = self.ctx.mapping.conflict_rule
+        if rule == "salesforce_wins":
+            return "salesforce"
+        if rule == "erp_wins":
+            return "erp"
+        salesforce_at = parse_sf_datetime(account["LastModifiedDate"])
+        erp_at = parse_sf_datetime(customer["updated_at"])
+        return "erp" if erp_at > salesforce_at else "salesforce"  # a tie keeps Salesforce, the system of record
+
+    def _write_collections(self, plan: dict[str, list]) -> list[list[str]]:
+        """Synchronous writes of one chunk; returns the ERP links still to record ([customer_id, Account Id])."""
+        run = self.run
+        links: list[list[str]] = []
+        upserts = plan["upsert"]
+        if upserts:
+            known = [row.pop("_sfid", None) for row in upserts]
+            for row, sfid, result in zip(upserts, known, self.ctx.salesforce.upsert(upserts), strict=True):
+                cid = row["ERP_Customer_Id__c"]
+                if result.success:
+                    run.count("created" if result.created else "updated")
+                    if result.id and result.id != sfid:
+                        links.append([cid, result.id])
+                else:
+                    self._record_sf_failure("erp_to_salesforce", result, customer_id=cid, salesforce_id=sfid)
+        if plan["update"]:
+            for row, result in zip(plan["update"], self.ctx.salesforce.update(plan["update"]), strict=True):
+                if result.success:
+                    run.count("updated")
+                else:
+                    self._record_sf_failure("erp_to_salesforce", result, customer_id=row["ERP_Customer_Id__c"],
+                                            salesforce_id=row["Id"])
+        self._apply_deletes(plan["delete"])
+        return links
+
+    def _apply_deletes(self, deletes: list[tuple[str, str]]) -> None:
+        if not deletes:
+            return
+        for (cid, sfid), result in zip(deletes, self.ctx.salesforce.delete([d[1] for d in deletes]), strict=True):
+            if result.success:
+                self.run.count("deleted")
+            else:
+                self._record_sf_failure("erp_to_salesforce", result, customer_id=cid, salesforce_id=sfid)
+
+    def _record_sf_failure(self, direction: str, result: Any, *, customer_id: str | None,
+                           salesforce_id: str | None) -> None:
+        self.run.count("failed")
+        error = result.errors[0] if result.errors else None
+        self.ctx.report.failure(direction, code=error.status_code if error else "UNKNOWN",
+                                message=error.message if error else "no error returned",
+                                customer_id=customer_id, salesforce_id=salesforce_id)
+
+    def _link_erp(self, links: Iterable[list[str]]) -> None:
+        """Record Account Ids on ERP customers (idempotent: an unchanged link stamps nothing)."""
+        from .erp import ErpRejected
+
+        def one(link: list[str]) -> tuple[list[str], Exception | None]:
+            try:
+                self.ctx.erp.link(link[0], link[1], self.ctx.erp_user)
+                return link, None
+            except ErpRejected as exc:
+                return link, exc
+
+        with ThreadPoolExecutor(LINK_WORKERS) as pool:
+            for (cid, sfid), error in pool.map(one, links):
+                if error is not None:
+                    self.run.count("failed")
+                    self.ctx.report.failure("erp_to_salesforce", code="LINK_FAILED", customer_id=cid,
+                                            salesforce_id=sfid, message=str(error))
+
+    def _finish_ingest_job(self, job: dict[str, Any]) -> None:
+        """Wait for a Bulk job, report its failed rows, count its results and link new Accounts."""
+        sf = self.ctx.salesforce
+        sf.wait_bulk(job["id"], "ingest")
+        counts = {"created": 0, "updated": 0, "failed": 0}
+        for row in sf.bulk_failures(job["id"]):
+            code, message = _error_code(row.get("sf__Error", ""))
+            counts["failed"] += 1
+            self.ctx.report.failure("erp_to_salesforce", code=code, message=message,
+                                    customer_id=row.get("ERP_Customer_Id__c"),
+                                    salesforce_id=row.get("sf__Id") or row.get("Id") or None)
+        links: list[list[str]] = []
+        for row in sf.bulk_successes(job["id"]):
+            created = row.get("sf__Created") == "true"
+            counts["created" if created else "updated"] += 1
+            if created:
+                links.append([row["ERP_Customer_Id__c"], row["sf__Id"]])
+                if len(links) >= 1000:
+                    self._link_erp(links)
+                    links = []
+        self._link_erp(links)
+        for name, value in counts.items():
+            self.run.count(name, value)
+
+    # -- phase 2: Salesforce -> ERP -------------------------------------------------------------------
+
+    def salesforce_to_erp(self) -> None:
+        cp, window, sf = self.cp, self.run.window, self.ctx.salesforce
+        if "mode" not in cp:
+            total = sf.count_changes(window["salesforce_from"], str(window["salesforce_to"]))
+            cp.update(mode="bulk" if total > self.ctx.bulk_threshold else "rest", expected=total, links=[])
+            self._save()
+        if cp["links"]:
+            self._link_salesforce(cp["links"])
+            cp["links"] = []
+            self._save()
+        if cp["mode"] == "rest":
+            stream = sf.rest_changes(window["salesforce_from"], str(window["salesforce_to"]), cp.get("after"))
+            for chunk in _chunks(stream, MAX_BULK):
+                self._tick()
+                self._accounts_to_erp(chunk, {"after": [chunk[-1]["SystemModstamp"], chunk[-1]["Id"]]})
+            return
+        if not cp.get("job_id"):
+            cp["job_id"] = sf.start_bulk_changes(window["salesforce_from"], str(window["salesforce_to"]))
+            self._save()
+        if not cp.get("job_ready"):
+            sf.wait_bulk(cp["job_id"], "query")  # BudgetExhausted hands over with the job id kept
+            cp.update(job_ready=True, locator=None, offset=0)
+            self._save()
+        while True:
+            self._tick()
+            page = sf.bulk_page(cp["job_id"], cp["locator"], self.ctx.bulk_query_page_size)
+            rows = islice(page.rows, cp["offset"], None)
+            offset = cp["offset"]
+            for chunk in _chunks(rows, MAX_BULK):
+                self._tick()
+                offset += len(chunk)
+                self._accounts_to_erp(chunk, {"offset": offset})
+            if page.next_locator is None:
+                return
+            cp.update(locator=page.next_locator, offset=0)
+            self._save()
+
+    def _accounts_to_erp(self, accounts: list[dict[str, Any]], progress: dict[str, Any]) -> None:
+        run, mapping, report = self.run, self.ctx.mapping, self.ctx.report
+        rows, sources = [], []
+        for account in accounts:
+            run.count("read")
+            try:
+                body = mapping.to_erp(account)
+            except ValueError as exc:
+                run.count("failed")
+                report.failure("salesforce_to_erp", code="MAPPING_ERROR", message=str(exc),
+                               customer_id=account.get("ERP_Customer_Id__c") or None, salesforce_id=account["Id"])
+                continue
+            rows.append({**body, "salesforce_id": account["Id"], "updated_by": self.ctx.erp_user})
+            sources.append(account)
+        links: list[dict[str, str]] = []
+        if rows:
+            for account, result in zip(sources, self.ctx.erp.bulk_upsert(rows), strict=True):
+                outcome = result.get("result")
+                if outcome == "error":
+                    error = result.get("error") or {}
+                    run.count("failed")
+                    report.failure("salesforce_to_erp", code=str(error.get("code", "ERROR")),
+                                   message=str(error.get("message", "")), salesforce_id=account["Id"],
+                                   customer_id=account.get("ERP_Customer_Id__c") or None)
+                    continue
+                run.count({"created": "created", "updated": "updated"}.get(outcome, "skipped"))
+                if result.get("customer_id") and account.get("ERP_Customer_Id__c") != result["customer_id"]:
+                    links.append({"Id": account["Id"], "ERP_Customer_Id__c": result["customer_id"]})
+        self.cp.update(progress, links=links)
+        self._save()
+        if links:
+            self._link_salesforce(links)
+            self.cp["links"] = []
+            self._save()
+
+    def _link_salesforce(self, links: list[dict[str, str]]) -> None:
+        """Write ERP customer ids back to the Accounts created in the ERP (Collections: a few per chunk)."""
+        for row, result in zip(links, self.ctx.salesforce.update(links), strict=True):
+            if not result.success:
+                self._record_sf_failure("salesforce_to_erp", result, customer_id=row["ERP_Customer_Id__c"],
+                                        salesforce_id=row["Id"])
+
+    # -- phase 3: Salesforce deletions -> ERP deactivations -------------------------------------------
+
+    def salesforce_deletes(self) -> None:
+        cp, window = self.cp, self.run.window
+        stream = self.ctx.salesforce.rest_changes(window["salesforce_from"], str(window["salesforce_to"]),
+                                                  cp.get("after"), deleted=True)
+        for chunk in _chunks(stream, SF_CHUNK):
+            self._tick()
+            for account in chunk:
+                self.run.count("read")
+                cid = account.get("ERP_Customer_Id__c")
+                if not cid:
+                    found = self.ctx.erp.by_salesforce_id(account["Id"])
+                    cid = found["customer_id"] if found else None
+                result = self.ctx.erp.deactivate(cid, self.ctx.erp_user) if cid else None
+                self.run.count("deleted" if result == "updated" else "skipped")
+            cp["after"] = [chunk[-1]["SystemModstamp"], chunk[-1]["Id"]]
+            self._save()
+        self.ctx.watermarks.advance_watermark("salesforce", window["salesforce_from"], str(window["salesforce_to"]),
+                                              self.run.run_id)
+

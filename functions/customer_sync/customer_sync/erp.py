@@ -1,0 +1,137 @@
+"""The ERP adapter: the customer endpoints of local/erp (watermark listing, bulk upsert by Salesforce Id,
+link, deactivate), with timeouts on every call and retries with backoff.
+
+Every call it makes is safe to repeat (listing reads; bulk upsert and PUT are upserts by key; PATCH of a
+link and deactivate set a value and a no-op write stamps nothing), so connection errors, timeouts, 429 and
+502/503/504 are retried. urllib3's Retry does the backoff (no hand-written loop); Retry-After is not
+honoured because the ERP's maintenance answer asks for 30 s, longer than a sync chunk should stall: the
+run pauses instead and the next one resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+MAX_BULK = 500  # the ERP's limit per bulk-upsert request
+
+
+class ErpUnavailable(Exception):
+    """The ERP did not answer usefully after retries: transient, the run pauses and resumes later."""
+
+
+class ErpRejected(Exception):
+    """The ERP refused a whole request (4xx): a bug or a contract change, not a data problem."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"ERP answered {status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class ErpPage:
+    cursor: str | None  # the cursor that fetched this page (None: the first page)
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class ErpCustomers:
+    def __init__(self, base_url: str, *, api_key: str | None = None, connect_timeout: float = 2.0,
+                 read_timeout: float = 30.0, max_attempts: int = 4, backoff: float = 0.3):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()
+        self.session.trust_env = False
+        retry = Retry(total=max_attempts - 1, connect=max_attempts - 1, read=max_attempts - 1,
+                      status=max_attempts - 1, backoff_factor=backoff, backoff_jitter=backoff,
+                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+                      respect_retry_after_header=False, raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        if api_key:
+            self.session.headers["X-Api-Key"] = api_key
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ErpUnavailable(f"ERP {method} {path.split('?')[0]}: no answer ({type(exc).__name__})") from None
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            raise ErpUnavailable(f"ERP {method} {path}: answered {response.status_code} with a body that is not "
+                                 "JSON") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            code = body.get("code", "") if isinstance(body, dict) else ""
+            raise ErpUnavailable(f"ERP {method} {path}: {response.status_code} {code} after retries")
+        return response.status_code, body
+
+    @staticmethod
+    def _rejected(status: int, body: Any) -> ErpRejected:
+        body = body if isinstance(body, dict) else {}
+        return ErpRejected(status, str(body.get("code", "ERROR")), str(body.get("message", "")))
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def page(self, since: str | None, cursor: str | None, limit: int) -> ErpPage:
+        """One page of customers changed at or after `since`, ordered by (updated_at, customer_id)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        elif since:
+            params["updated_since"] = since
+        status, body = self._call("GET", "/customers", params=params)
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise self._rejected(status, body)
+        return ErpPage(cursor, body["items"], body.get("next_cursor"))
+
+    def pages(self, since: str | None, cursor: str | None, limit: int) -> Iterator[ErpPage]:
+        while True:
+            page = self.page(since, cursor, limit)
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def by_salesforce_id(self, salesforce_id: str) -> dict[str, Any] | None:
+        status, body = self._call("GET", f"/customers/by-salesforce-id/{quote(salesforce_id, safe='')}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._rejected(status, body)
+        return body
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def bulk_upsert(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Upsert ≤ 500 customers by salesforce_id; one result per row (``result``: created, updated,
+        unchanged or error with ``error.code`` / ``error.message``)."""
+        status, body = self._call("POST", "/customers/bulk-upsert", json={"customers": list(rows)})
+        if status != 200 or not isinstance(body, dict) or len(body.get("results", [])) != len(rows):
+            raise self._rejected(status, body)
+        return body["results"]
+
+    def link(self, customer_id: str, salesforce_id: str, updated_by: str) -> str:
+        """Record the Salesforce Id on an ERP customer: "updated", "unchanged", or raises ErpRejected."""
+        status, body = self._call("PATCH", f"/customers/{quote(customer_id, safe='')}",
+                                  json={"salesforce_id": salesforce_id, "updated_by": updated_by})
+        if status != 200:
+            raise self._rejected(status, body)
+        return body["result"]
+
+    def deactivate(self, customer_id: str, updated_by: str) -> str | None:
+        """"updated" / "unchanged", or None when the ERP has no such customer."""
+        status, body = self._call("POST", f"/customers/{quote(customer_id, safe='')}/deactivate",
+                                  json={"updated_by": updated_by})
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._rejected(status, body)
+        return body["result"]
