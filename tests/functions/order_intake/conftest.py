@@ -159,7 +159,9 @@ class Caller:
             signed = headers
         response = api.handler(api_event(path, data, signed), self.context_factory())
         text = response["body"]
-        return Reply(response["statusCode"], response.get("headers") or {}, json.loads(text) if text else {}, text)
+        headers = {**(response.get("headers") or {}),
+                   **{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v}}
+        return Reply(response["statusCode"], headers, json.loads(text) if text else {}, text)
 
 
 @pytest.fixture
