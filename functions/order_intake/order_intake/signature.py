@@ -50,8 +50,9 @@ def parse_keys(secret: str) -> list[str]:
             data = json.loads(text)
         except ValueError:
             raise ValueError("the signing secret is not valid JSON") from None
-        keys = [data.get(name) for name in ("current", "previous")] if isinstance(data, dict) else []
-        found = [key for key in keys if isinstance(key, str) and key]
+        if not isinstance(data, dict) or not isinstance(data.get("current"), str):
+            raise ValueError("the signing secret must hold a 'current' key")
+        found = [key for key in (data["current"], data.get("previous")) if isinstance(key, str) and key]
     else:
         found = [text] if text else []
     if not found or any(len(key) < 16 for key in found):
