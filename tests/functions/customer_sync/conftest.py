@@ -72,13 +72,31 @@ class Admin:
     """Salesforce as a person (the admin user), whose changes the sync must carry to the ERP."""
 
     def __init__(self, emu: Emulator):
-        info = emu.info
+        self.info = info = emu.info
         self.session = https_session(info)
+        self.login()
+        self.base = f"{info['instance_url']}/services/data/v{info['api_version']}"
+
+    def login(self) -> None:
+        info = self.info
         token = self.session.post(f"{info['login_url']}/services/oauth2/token", timeout=10, data={
             "grant_type": "password", "client_id": info["client_id"], "client_secret": info["client_secret"],
             "username": info["admin_username"], "password": info["admin_password"]}).json()["access_token"]
         self.session.headers["Authorization"] = f"Bearer {token}"
-        self.base = f"{info['instance_url']}/services/data/v{info['api_version']}"
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        url, params = f"{self.base}/query", {"q": soql}
+        rows: list[dict[str, Any]] = []
+        while url:
+            response = self.session.get(url, params=params, timeout=30)
+            if response.status_code == 401:  # a test expired every token
+                self.login()
+                continue
+            body = response.json()
+            rows += body["records"]
+            url = f"{self.base.split('/services')[0]}{body['nextRecordsUrl']}" if body.get("nextRecordsUrl") else ""
+            params = {}
+        return rows
 
     def create_many(self, records: list[dict[str, Any]]) -> list[str]:
         ids = []
@@ -98,14 +116,7 @@ class Admin:
     def accounts(self) -> list[dict[str, Any]]:
         fields = ("Id, Name, Phone, Customer_Email__c, BillingStreet, BillingCity, BillingPostalCode, "
                   "BillingCountry, Active__c, ERP_Customer_Id__c, LastModifiedById")
-        url, params = f"{self.base}/query", {"q": f"SELECT {fields} FROM Account"}  # noqa: S608 - constant
-        rows: list[dict[str, Any]] = []
-        while url:
-            body = self.session.get(url, params=params, timeout=30).json()
-            rows += body["records"]
-            url = f"{self.base.split('/services')[0]}{body['nextRecordsUrl']}" if body.get("nextRecordsUrl") else ""
-            params = {}
-        return rows
+        return self.query(f"SELECT {fields} FROM Account")  # noqa: S608 - constant
 
 
 @pytest.fixture
@@ -207,7 +218,7 @@ def stack(salesforce: Emulator, erp: Erp, monkeypatch: pytest.MonkeyPatch, lambd
                         "ERP_BASE_URL": erp.url, "SYNC_WATERMARK_LAG_SECONDS": "0", "SYNC_ERP_USER": ERP_USER,
                         "SYNC_TIME_RESERVE_SECONDS": "90", "SALESFORCE_BULK_THRESHOLD": "50",
                         "SYNC_BULK_PART_RECORDS": "1000", "SYNC_BULK_QUERY_PAGE_SIZE": "100",
-                        "SYNC_ERP_PAGE_SIZE": "100"}.items():
+                        "SYNC_ERP_PAGE_SIZE": "100", "ERP_MAX_ATTEMPTS": "2"}.items():
         monkeypatch.setenv(name, value)
     sync_handler._settings.cache_clear()
     sync_handler._clients.cache_clear()
