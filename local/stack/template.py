@@ -113,6 +113,7 @@ class Function:
     schedules: list[ScheduleEvent] = field(default_factory=list)
     maximum_retry_attempts: int = 2  # asynchronous invocations (EventBridge, schedules)
     on_failure: Any = None  # raw ARN value: the DeadLetterQueue or the OnFailure destination (SQS)
+    on_failure_kind: str = ""  # "dlq" (the event, with error attributes) or "destination" (an invocation record)
     reserved_concurrency: int | None = None
     properties: dict[str, Any] = field(default_factory=dict)
 
@@ -407,7 +408,7 @@ class StackModel:
         dlq = props.get("DeadLetterQueue")
         if dlq:
             if dlq.get("Type") == "SQS":
-                fn.on_failure = dlq.get("TargetArn")
+                fn.on_failure, fn.on_failure_kind = dlq.get("TargetArn"), "dlq"
             else:
                 self.problem(f"{where}.DeadLetterQueue: only SQS dead-letter queues are wired locally")
         invoke_config = props.get("EventInvokeConfig") or {}
@@ -422,7 +423,7 @@ class StackModel:
         on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure")) or {}
         if on_failure:
             if on_failure.get("Type", "SQS") == "SQS" or ":sqs:" in str(on_failure.get("Destination")):
-                fn.on_failure = on_failure.get("Destination")
+                fn.on_failure, fn.on_failure_kind = on_failure.get("Destination"), "destination"
             else:
                 self.problem(f"{where}.DestinationConfig.OnFailure: only SQS destinations are wired locally")
 
