@@ -92,8 +92,19 @@ class ShipmentStatusChange(BaseModel):
 
 
 class ShipmentStatusEvent(EventBridgeModel):
-    """The EventBridge envelope as the rule delivers it to Lambda (Powertools' model, detail typed)."""
+    """The EventBridge envelope as the rule delivers it to Lambda (Powertools' model, detail typed).
 
+    Only ``detail-type`` and ``detail`` are required: the metadata is logged, never needed, and copies of
+    events (an SQS buffer, a replay from the DLQ, moto's envelope) do not always carry all of it.
+    """
+
+    version: str = "0"
+    id: str = ""
+    source: str = ""
+    account: str = ""
+    time: datetime | None = None  # type: ignore[assignment]
+    region: str = ""
+    resources: list[str] = Field(default_factory=list)
     detail_type: Literal["ShipmentStatusChanged"] = Field(alias="detail-type")
     detail: ShipmentStatusChange
 
