@@ -3,6 +3,8 @@ events are refused with a JSON error; no credential reaches the logs."""
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -84,13 +86,25 @@ def test_backfill_resyncs_from_a_date_and_full_resyncs_everything(stack, admin, 
     assert len(erp.customers()) == 1
 
 
-def test_no_credential_appears_in_the_logs(stack, admin, erp, salesforce, capsys):
-    admin.create_many([{"Name": "Logged Ltd"}])
-    erp.create("Logged GmbH")
+def test_no_credential_appears_in_the_logs(stack, admin, erp, salesforce):
+    from salesforce_access.observability import logger
 
-    stack.sync()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)  # the redacting JSON formatter every function logs with
+    stdlib_logger = logging.getLogger(logger.name)
+    stdlib_logger.addHandler(handler)
+    previous = stdlib_logger.level
+    stdlib_logger.setLevel(logging.DEBUG)
+    try:
+        admin.create_many([{"Name": "Logged Ltd"}])
+        erp.create("Logged GmbH")
+        stack.sync()
+    finally:
+        stdlib_logger.removeHandler(handler)
+        stdlib_logger.setLevel(previous)
 
-    output = capsys.readouterr().out
+    output = stream.getvalue()
     assert "customer sync run completed" in output
     key = Path(salesforce.info["private_key_file"]).read_text().splitlines()[1]
     for secret in (salesforce.info["client_secret"], salesforce.info["password"], key):
