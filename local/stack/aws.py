@@ -12,6 +12,7 @@ import contextlib
 import json
 import secrets
 import string
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,8 @@ class MotoServer:
 
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.endpoint = ""
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def start(self) -> MotoServer:
         import logging
@@ -68,11 +71,17 @@ class MotoServer:
         self._server.stop()
 
     def client(self, service: str) -> Any:
-        session = boto3.session.Session(aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                                        aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"], region_name=REGION)
-        return session.client(service, endpoint_url=self.endpoint, config=Config(retries={"max_attempts": 2},
-                                                                    connect_timeout=5, read_timeout=30))
+        """A boto3 client for this server (cached: clients are thread-safe, and building one takes ~0.3 s)."""
+        with self._lock:
+            if service not in self._clients:
+                session = boto3.session.Session(aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                                                aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"], region_name=REGION)
+                self._clients[service] = session.client(
+                    service, endpoint_url=self.endpoint,
+                    config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=30,
+                                  max_pool_connections=50))
+            return self._clients[service]
 
     def create_secret(self, name: str, value: str) -> str:
         """The secret's ARN; an existing secret of that name gets the new value."""
