@@ -126,10 +126,6 @@ class Fault:
 class DropConnection(Exception):
     """Close the socket without an HTTP answer."""
 
-    def __init__(self, logged: bool = False):
-        super().__init__()
-        self.logged = logged
-
 
 def make_fault(kind: object, count: object = 1, method: object = None, path: object = None,
                delay_seconds: object = None) -> Fault:
@@ -179,17 +175,20 @@ class ErpApp:
 
     def handle(self, req: Request) -> Reply:
         """One request through control routing, faults, latency, auth and the domain routes."""
-        started = time.monotonic()
         if req.path.startswith(CONTROL_PREFIX):
             return self._route(req)
         fault = self.take_fault(req.method, req.path)
+        # Logged when it arrives (a test sees a hanging call), completed when answered; a call still running
+        # when the log is cleared never reappears in the new log.
+        started = time.monotonic()
+        entry = {"method": req.method, "path": req.path, "query": {k: v[-1] for k, v in req.query.items()},
+                 "status": None, "fault": fault.kind if fault else None, "duration_ms": None, "time": time.time()}
+        self.request_log.append(entry)  # never the headers: they carry the API key
         try:
             reply = self._faulted(req, fault)
-        except DropConnection as drop:
-            if not drop.logged:
-                self._log(req, None, fault, started)
-            raise
-        self._log(req, reply.status, fault, started)
+        finally:
+            entry["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+        entry["status"] = reply.status
         return reply
 
     def _faulted(self, req: Request, fault: Fault | None) -> Reply:
@@ -200,9 +199,8 @@ class ErpApp:
             self.stopping.wait(delay)
         if fault is not None:
             if fault.kind == "hang":
-                self._log(req, None, fault, time.monotonic())  # logged now: a test sees the call while it hangs
                 self.stopping.wait(fault.delay_seconds)
-                raise DropConnection(logged=True)
+                raise DropConnection
             if fault.kind == "drop":
                 raise DropConnection
             if fault.kind == "down":
@@ -238,14 +236,6 @@ class ErpApp:
             print(f"erp stand-in error on {req.method} {req.path}", file=sys.stderr)
             traceback.print_exc()
             return Reply(500, {"code": "INTERNAL_ERROR", "message": "an unexpected error occurred in the ERP"})
-
-    def _log(self, req: Request, status: int | None, fault: Fault | None, started: float) -> None:
-        # Never the headers: they carry the API key.
-        self.request_log.append({
-            "method": req.method, "path": req.path, "query": {k: v[-1] for k, v in req.query.items()},
-            "status": status, "fault": fault.kind if fault else None,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1), "time": time.time(),
-        })
 
 
 # -- HTTP server ---------------------------------------------------------------------------------------------

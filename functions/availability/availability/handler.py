@@ -71,11 +71,18 @@ def reset() -> None:
 def _api_key_reader(secret_arn: str) -> Callable[[bool], str | None]:
     if not secret_arn:
         return lambda refresh: None
+    provider = None
 
     def read(refresh: bool) -> str:
-        from aws_lambda_powertools.utilities import parameters  # boto3 only when a key is configured
+        nonlocal provider
+        if provider is None:  # boto3 only when a key is configured
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
+            from botocore.config import Config
 
-        value = parameters.get_secret(secret_arn, max_age=300, force_fetch=refresh)
+            # botocore's defaults (60 s timeouts, several retries) would blow the latency budget on a cold start.
+            provider = SecretsProvider(boto_config=Config(connect_timeout=1, read_timeout=2,
+                                                          retries={"max_attempts": 2, "mode": "standard"}))
+        value = provider.get(secret_arn, max_age=300, force_fetch=refresh)
         text = value.decode() if isinstance(value, bytes) else str(value)
         if text.lstrip().startswith("{"):
             text = json.loads(text).get("api_key", "")  # {"api_key": "..."} or the bare key

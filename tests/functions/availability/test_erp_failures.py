@@ -26,7 +26,8 @@ def test_erp_answer_that_is_not_json_is_502(invoke, erp):
 
 
 @pytest.mark.parametrize("kind", ["503", "429", "drop"])
-def test_one_transient_erp_failure_is_retried_within_the_call(invoke, erp, erp_calls, kind):
+def test_one_transient_erp_failure_is_retried_within_the_call(invoke, configure, erp, erp_calls, kind):
+    configure(AVAILABILITY_BUDGET_SECONDS="4")  # room for the 1 s Retry-After of 503 and 429
     erp.inject(kind)
     reply = invoke("GET", ONE)
     assert reply.status == 200
@@ -34,6 +35,7 @@ def test_one_transient_erp_failure_is_retried_within_the_call(invoke, erp, erp_c
 
 
 def test_erp_down_is_a_fast_503_with_retry_after(invoke, erp, erp_calls):
+    warm_up(invoke, erp)
     erp.inject("down")  # 503 with Retry-After: 30, until cleared
     started = time.monotonic()
     reply = invoke("GET", ONE)
@@ -49,7 +51,15 @@ def test_erp_refusing_connections_is_503(invoke, erp):
     assert (reply.status, reply.body["code"]) == (503, "ERP_UNAVAILABLE")
 
 
+def warm_up(invoke, erp) -> None:
+    """A first call reads the API key from Secrets Manager (cached afterwards), so timings show the ERP alone.
+    Its answer does not matter: with a tiny budget on a loaded machine the cold start alone may use it up."""
+    invoke("GET", "/products/SKU-1010/availability")
+    erp.clear_requests()
+
+
 def test_hanging_erp_is_504_inside_the_budget(invoke, erp, erp_calls):
+    warm_up(invoke, erp)
     erp.inject("hang", count=None, delay_seconds=10)
     started = time.monotonic()
     reply = invoke("GET", ONE)
@@ -62,16 +72,18 @@ def test_hanging_erp_is_504_inside_the_budget(invoke, erp, erp_calls):
 
 def test_budget_caps_a_slow_erp_even_with_a_long_read_timeout(invoke, configure, erp):
     configure(ERP_READ_TIMEOUT_SECONDS="20", AVAILABILITY_BUDGET_SECONDS="0.8")
+    warm_up(invoke, erp)
     erp.set_latency(5)
     started = time.monotonic()
     reply = invoke("GET", ONE)
     elapsed = time.monotonic() - started
     assert reply.status == 504
-    assert 0.7 < elapsed < 1.2
+    assert 0.7 < elapsed < 1.5  # the 0.8 s budget, not the 20 s read timeout nor the 5 s latency
 
 
 def test_budget_is_cut_to_the_lambda_time_left(invoke, configure, erp, lambda_context):
     configure(ERP_READ_TIMEOUT_SECONDS="20", AVAILABILITY_BUDGET_SECONDS="20")
+    warm_up(invoke, erp)
     erp.set_latency(5)
     started = time.monotonic()
     reply = invoke("GET", ONE, context=replace(lambda_context, timeout_ms=1200))
@@ -91,7 +103,7 @@ def test_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(inv
     assert reply.headers["Retry-After"] == "1"
     assert len(erp_calls()) == calls  # the ERP was not called
 
-    time.sleep(0.35)  # BREAKER_RESET_SECONDS: one trial call goes through, succeeds, the circuit closes
+    time.sleep(1.05)  # BREAKER_RESET_SECONDS: one trial call goes through, succeeds, the circuit closes
     assert invoke("GET", ONE).status == 200
     assert invoke("GET", ONE).status == 200
     assert len(erp_calls()) == calls + 2
@@ -100,7 +112,7 @@ def test_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(inv
 def test_a_failed_trial_opens_the_circuit_again(invoke, erp, erp_calls):
     erp.inject("500", count=3)
     assert [invoke("GET", ONE).status for _ in range(2)] == [502, 502]
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert invoke("GET", ONE).status == 502  # the trial call fails
     calls = len(erp_calls())
     assert invoke("GET", ONE).body["code"] == "ERP_CIRCUIT_OPEN"
@@ -115,14 +127,14 @@ def test_unknown_skus_and_bad_input_do_not_open_the_circuit(invoke, erp):
 
 
 def test_cache_answers_within_its_ttl_without_calling_the_erp(invoke, configure, erp, erp_calls):
-    configure(AVAILABILITY_CACHE_TTL_SECONDS="0.3")
+    configure(AVAILABILITY_CACHE_TTL_SECONDS="1")
     first = invoke("GET", ONE).body
     erp.inventory.set_stock("SKU-1001", "WH-LON", 0, 0)
     again = invoke("POST", "/availability", body={"items": [{"sku": "SKU-1001", "quantity": 3}]}).body
     assert again["results"][0]["quantity_available"] == first["quantity_available"]
     assert again["results"][0]["stale"] is False
     assert len(erp_calls()) == 1
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert invoke("GET", ONE).body["quantity_available"] == first["quantity_available"] - 100
     assert len(erp_calls()) == 2
 
