@@ -194,7 +194,7 @@ class Provisioner:
         for fn in self.model.functions.values():
             for event in fn.rule_events:
                 rule_res = self.model.resources.get(event.rule)
-                name = rule_res.name if rule_res else f"{self.model.values.evaluator().stack_name}-{event.rule}"
+                name = rule_res.name if rule_res else self.model.values.ref(event.rule)
                 pattern = self.ev(event.pattern, f"{fn.logical_id}.{event.name}.Pattern")
                 self._put_rule(name, event.bus, pattern, "ENABLED" if event.enabled else "DISABLED")
                 tap_name = f"{TAP_PREFIX}{fn.logical_id}-{event.rule}"[:80]

@@ -58,6 +58,27 @@ def discover_stand_ins() -> dict[str, tuple[type, list[str]]]:
     return found
 
 
+def _logistics_signing_key(values: dict[str, str]) -> None:
+    values["signing_key"] = secrets.token_urlsafe(32)
+
+
+def _start_logistics(cls: type, values: dict[str, str], api_url: str, api_key: str) -> Any:
+    """The carrier posts signed events to the stack's webhook route, with the API key the route requires."""
+    import requests
+
+    from local.logistics import WebhookSink
+
+    session = requests.Session()
+    session.headers["x-api-key"] = api_key
+    return cls(WebhookSink(f"{api_url}{values.get('webhook_path', '/shipments/events')}", values["signing_key"],
+                           session=session)).start()
+
+
+# Stand-ins that need the running API (they call it): started after it, with values prepared before the
+# template is read (a key that a parameter's secret holds).
+LATE_STAND_INS = {"logistics": (_logistics_signing_key, _start_logistics)}
+
+
 class Services:
     """Starts the emulator and the stand-ins; knows the local value of every wiring placeholder."""
 
@@ -80,8 +101,14 @@ class Services:
             "org_id": ORG_ID, "username": info["username"], "api_version": info["api_version"],
             "control_url": info["control_url"],
         }
+        self._late: dict[str, type] = {}
         for name, (cls, _) in discover_stand_ins().items():
             if self.only is not None and name not in self.only:
+                continue
+            if name in LATE_STAND_INS:
+                self._late[name] = cls
+                self.values[name] = {}
+                LATE_STAND_INS[name][0](self.values[name])
                 continue
             kwargs: dict[str, Any] = {}
             key = None
@@ -101,6 +128,18 @@ class Services:
             self.stand_ins[name] = stand_in
             self.values[name] = stand_in.values
         return self
+
+    def start_late(self, api_url: str, api_key: str) -> None:
+        """Start the stand-ins that call the stack's API."""
+        for name, cls in self._late.items():
+            try:
+                server = LATE_STAND_INS[name][1](cls, self.values[name], api_url, api_key)
+            except Exception as exc:
+                self.problems.append(f"stand-in local.{name} did not start: {exc}")
+                continue
+            stand_in = StandIn(name, server, self.values[name])
+            stand_in.values["url"] = server.url
+            self.stand_ins[name] = stand_in
 
     def salesforce_secret(self) -> str:
         """The layer's secret for the emulator: JWT bearer, as tests/conftest.py stores it."""

@@ -22,10 +22,11 @@ from typing import Any
 
 from .apigw import ApiGateway, Reply, sign_headers
 from .aws import MotoServer, Provisioner
+from .cfn import ACCOUNT_ID
 from .runtime import FunctionRunner, FunctionSpec, InvocationResult, LogSink, default_sink
 from .services import SALESFORCE_SECRET_NAME, Services, load_wiring
 from .sources import Activity, AsyncInvoker, Delivery, SqsPoller, TapPoller, schedule_event
-from .template import DEFAULT_TEMPLATE, Function, StackModel, read_template
+from .template import DEFAULT_TEMPLATE, REGION, STACK_NAME, Function, StackModel, read_template
 
 
 class LocalStack:
@@ -75,10 +76,13 @@ class LocalStack:
         # Secrets that parameters point at exist before the template is read (their ARNs are parameter values).
         self.services.values["salesforce"]["secret_arn"] = self.moto.create_secret(
             SALESFORCE_SECRET_NAME, self.services.salesforce_secret())
-        for name, stand_in in self.services.stand_ins.items():
-            if "api_key" in stand_in.values:
-                stand_in.values["api_key_secret_arn"] = self.moto.create_secret(
-                    f"local/{name}/api-key", json.dumps({"api_key": stand_in.values["api_key"]}))
+        for name, values in self.services.values.items():
+            if "api_key" in values:
+                values["api_key_secret_arn"] = self.moto.create_secret(
+                    f"local/{name}/api-key", json.dumps({"api_key": values["api_key"]}))
+            if "signing_key" in values:
+                values["signing_secret_arn"] = self.moto.create_secret(
+                    f"local/{name}/signing-key", json.dumps({"current": values["signing_key"]}))
 
         declared = read_template(self.template).parameters
         parameters: dict[str, str] = {}
@@ -117,6 +121,8 @@ class LocalStack:
         self.problems += self.gateway.problems
         if self.start_api:
             self.gateway.serve(self.host, self.port)
+            self.services.start_late(self.gateway.url, self.gateway.api_key)
+            self.problems += [p for p in self.services.problems if p not in self.problems]
         if self.start_sources:
             self._start_sources()
         self._started = True
@@ -230,7 +236,7 @@ class LocalStack:
             raise KeyError(f"no schedule {name!r} (schedules: {', '.join(sorted(schedules)) or 'none'})")
         fn, schedule = schedules[name]
         rule_arn = self.model.values.getatt(name, "Arn") if name in self.model.resources else \
-            f"arn:aws:events:eu-west-1:123456789012:rule/{self.model.values.evaluator().stack_name}-{name}"
+            f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{STACK_NAME}-{name}"
         event = schedule_event(schedule, rule_arn)
         if not wait:
             self.invoker.submit(fn, event, f"schedule:{name}", schedule.maximum_retry_attempts)

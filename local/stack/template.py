@@ -153,12 +153,28 @@ class LocalValues:
         self.parameters: dict[str, Any] = dict(parameters or {})
         self.actual: dict[str, str] = {}  # logical id -> Ref value known only once created (secret ARNs)
 
+    def _generated(self, logical_id: str) -> tuple[str, str] | None:
+        """(name, ARN) of a resource SAM generates: <Function><Event> rules and <Function>Role roles."""
+        for fn in self.model.functions.values():
+            for event in fn.rule_events:
+                if event.rule == logical_id and logical_id not in self.model.resources:
+                    name = f"{STACK_NAME}-{logical_id}"
+                    prefix = "" if event.bus == "default" else f"{event.bus}/"
+                    return name, f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{prefix}{name}"
+            if logical_id == f"{fn.logical_id}Role":
+                name = f"{STACK_NAME}-{logical_id}"
+                return name, f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+        return None
+
     def ref(self, logical_id: str) -> Any:
         m = self.model
         if logical_id in m.functions:
             return m.functions[logical_id].name
         if logical_id in m.apis:
             return m.apis[logical_id].id
+        generated = self._generated(logical_id)
+        if generated:
+            return generated[0]
         res = m.resources[logical_id]
         if logical_id in self.actual:
             return self.actual[logical_id]
@@ -180,6 +196,9 @@ class LocalValues:
             if attribute == "RootResourceId":
                 return "root"
             raise KeyError(attribute)
+        generated = self._generated(logical_id)
+        if generated and attribute == "Arn":
+            return generated[1]
         res = m.resources[logical_id]
         t, name = res.type, res.name
         service = {"AWS::SQS::Queue": "sqs", "AWS::SNS::Topic": "sns"}.get(t)
