@@ -195,12 +195,14 @@ def availability_error(exc: AvailabilityError) -> Response:
 @app.exception_handler(ConfigurationError)
 def configuration_error(exc: ConfigurationError) -> Response:
     logger.error("misconfigured", extra={"reason": str(exc)})
+    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
     return error(500, "CONFIGURATION_ERROR", "the availability service is misconfigured; operators are alerted")
 
 
 @app.exception_handler(Exception)
 def unexpected(exc: Exception) -> Response:
     logger.exception("unexpected error")
+    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
     return error(500, "INTERNAL_ERROR", "an unexpected error occurred; it has been logged")
 
 
