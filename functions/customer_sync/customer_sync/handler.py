@@ -99,8 +99,9 @@ def _store(settings: Settings) -> StateStore:
 
 def _erp(settings: Settings) -> ErpCustomers:
     api_key = None
-    if settings.erp_api_key_secret_arn:
-        api_key = parameters.get_secret(settings.erp_api_key_secret_arn, max_age=300)
+    if settings.erp_api_key_secret_arn:  # the bare key, or {"api_key": "..."} (docs/configuration.md)
+        raw = str(parameters.get_secret(settings.erp_api_key_secret_arn, max_age=300)).strip()
+        api_key = json.loads(raw).get("api_key") if raw.startswith("{") else raw
     return ErpCustomers(settings.erp_base_url, api_key=api_key, connect_timeout=settings.erp_connect_timeout_seconds,
                         read_timeout=settings.erp_read_timeout_seconds, max_attempts=settings.erp_max_attempts)
 

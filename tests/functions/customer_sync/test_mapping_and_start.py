@@ -4,6 +4,7 @@ events are refused with a JSON error; no credential reaches the logs."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -110,3 +111,22 @@ def test_no_credential_appears_in_the_logs(stack, admin, erp, salesforce):
     for secret in (salesforce.info["client_secret"], salesforce.info["password"], key):
         assert secret not in output
     assert "Bearer " not in output
+
+
+@pytest.mark.parametrize("name", ["customer-sync-scheduled", "customer-sync-full", "customer-sync-backfill"])
+def test_the_sample_start_events_start_a_run(stack, name):
+    event = json.loads((Path(__file__).resolve().parents[3] / "events" / f"{name}.json").read_text())
+
+    answer = stack.start(event)
+
+    assert answer["status"] == "started"
+    assert answer["mode"] == ("full" if event["mode"] == "incremental" else event["mode"])  # first run: full
+
+
+def test_the_sample_worker_event_for_an_unknown_step_claims_nothing(stack):
+    from customer_sync import handler
+
+    event = json.loads((Path(__file__).resolve().parents[3] / "events" / "customer-sync-worker-step.json").read_text())
+
+    assert handler.work(event, stack.lambda_context) == {"batchItemFailures": []}
+    assert stack.pending() == 0
