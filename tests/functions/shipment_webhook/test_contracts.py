@@ -122,3 +122,14 @@ def test_the_signing_key_never_reaches_the_logs(call, bus, caplog):
     assert "request refused" in text
     assert SIGNING_KEY not in text
     assert "wrong-key-0123456789" not in text
+
+
+def test_the_webhook_imports_no_salesforce_client():
+    import subprocess
+
+    code = ("import sys; sys.path[:0] = ['functions/shipment_webhook', 'layers/salesforce_access'];"
+            "import shipment_webhook.handler;"
+            "print(sorted(m for m in ('simple_salesforce', 'salesforce_access.access') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True, env={"AWS_DEFAULT_REGION": "eu-west-1", "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "[]"
