@@ -101,7 +101,7 @@ class Worker:
         return answer
 
     def invoke(self, event: Any, request_id: str, deadline: float) -> dict[str, Any] | None:
-        """The answer, or None when the deadline passed or the process died (the worker is then unusable)."""
+        """The answer; {"_ended": True} if the process died, None when the deadline passed."""
         assert self.process.stdin is not None
         self.used = True
         request = {"event": event, "request_id": request_id, "deadline_ms": int(deadline * 1000),
@@ -110,11 +110,12 @@ class Worker:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
-            return None
+            return {"_ended": True}
         try:
-            return self.answers.get(timeout=max(deadline - time.time(), 0.0))
+            answer = self.answers.get(timeout=max(deadline - time.time(), 0.0))
         except queue.Empty:
             return None
+        return answer if answer is not None else {"_ended": True}
 
     @property
     def alive(self) -> bool:
@@ -214,8 +215,8 @@ class FunctionRunner:
             begin = time.time()
             answer = worker.invoke(event, request_id, begin + timeout)
             result.duration_ms = round((time.time() - begin) * 1000, 1)
-            if answer is None:
-                exited = not worker.alive
+            if answer is None or answer.get("_ended"):
+                exited = answer is not None
                 worker.process.kill()
                 worker.stop()
                 worker = None
