@@ -1,0 +1,193 @@
+"""The customer sync (pattern 3) at volume: N ERP customers and N Salesforce Accounts, synced both ways.
+
+The Salesforce emulator and the ERP stand-in run as child processes, so the figures for memory are the
+sync's own: this process plays the Lambda worker (moto for DynamoDB, S3 and SQS; a 15-minute Lambda
+context per invocation) and drives start + every continuation until the run completes.
+
+    python -m local.benchmarks.customer_sync --records 100000
+    python -m local.benchmarks customer_sync          (the registered suite: 100,000 each way)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+for _path in (ROOT / "layers" / "salesforce_access", ROOT / "functions" / "customer_sync"):  # as Lambda imports
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+SCHEMA = ROOT / "functions" / "customer_sync" / "salesforce_fields.toml"
+ERP_USER = "salesforce-sync"
+
+
+class Context:
+    """A fresh 15-minute Lambda invocation."""
+
+    function_name = "customer-sync-worker"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:customer-sync-worker"
+    aws_request_id = "benchmark"
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + 900
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def _spawn(args: list[str]) -> tuple[subprocess.Popen, dict[str, Any]]:
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+def _serve_erp(customers: int) -> int:
+    """Child process: the ERP stand-in seeded with `customers` customers entered in the ERP."""
+    import signal
+    import threading
+
+    from local.erp import ErpServer
+
+    erp = ErpServer().start()
+    with erp.app.lock:
+        erp.customers.by_id.clear()
+        erp.customers.by_salesforce_id.clear()
+        for n in range(customers):
+            erp.customers._create(None, {"name": f"ERP Customer {n:07d}", "email": f"c{n}@erp.example",
+                                         "phone": f"+44 20 {n:07d}", "active": True,
+                                         "billing_address": {"street": f"{n} Dock Road", "city": "London",
+                                                             "postal_code": "E16", "country": "GB"}}, "erp-clerk")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(json.dumps(erp.info), flush=True)
+    stop.wait()
+    erp.stop()
+    return 0
+
+
+def _seed_salesforce(info: dict[str, Any], accounts: int) -> None:
+    """Accounts entered by a person (the admin user), through Bulk API 2.0."""
+    from salesforce_access import SalesforceAccess
+
+    admin = SalesforceAccess({"flow": "username_password", "client_id": info["client_id"],
+                              "client_secret": info["client_secret"], "username": info["admin_username"],
+                              "password": info["admin_password"], "login_url": info["login_url"],
+                              "api_version": info["api_version"]}, verify=info["ca_bundle"], unbound_budget=3600)
+    rows = ({"Name": f"SF Account {n:07d}", "Phone": f"+1 555 {n:07d}", "BillingCity": "Newark",
+             "Customer_Email__c": f"a{n}@sf.example"} for n in range(accounts))
+    admin.bulk.ingest("Account", "insert", rows)
+
+
+def run(records: int = 100_000) -> dict[str, float]:
+    """Sync `records` ERP customers and `records` Accounts (all new: a first, full run)."""
+    import logging
+
+    from moto import mock_aws
+
+    logging.disable(logging.INFO)  # the run summary is returned, not printed per step
+    results: dict[str, float] = {"records_each_way": records}
+    with tempfile.TemporaryDirectory() as state:
+        emulator, sf_info = _spawn(["-m", "local.salesforce", "serve", "--port", "0", "--state-dir", state,
+                                    "--schema", str(SCHEMA), "--daily-api-limit", "100000000"])
+        erp, erp_info = _spawn(["-m", "local.benchmarks.customer_sync", "erp-serve", "--customers", str(records)])
+        try:
+            _seed_salesforce(sf_info, records)
+            with mock_aws():
+                results.update(_sync(sf_info, erp_info["url"]))
+        finally:
+            for process in (emulator, erp):
+                process.terminate()
+                process.wait(timeout=30)
+    return results
+
+
+def _sync(sf_info: dict[str, Any], erp_url: str) -> dict[str, float]:
+    import boto3
+
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+        "STATE_TABLE_NAME": "state", "SYNC_REPORT_BUCKET": "reports", "ERP_BASE_URL": erp_url,
+        "SALESFORCE_CA_BUNDLE": sf_info["ca_bundle"], "SYNC_WATERMARK_LAG_SECONDS": "0",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "Benchmark",
+    })
+    dynamodb, s3, sqs = (boto3.client(name) for name in ("dynamodb", "s3", "sqs"))
+    dynamodb.create_table(TableName="state", AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+    s3.create_bucket(Bucket="reports", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    queue = sqs.create_queue(QueueName="sync")["QueueUrl"]
+    os.environ["SYNC_QUEUE_URL"] = queue
+    secret = {"flow": "jwt_bearer", "client_id": sf_info["client_id"], "username": sf_info["username"],
+              "private_key": Path(sf_info["private_key_file"]).read_text(), "login_url": sf_info["login_url"],
+              "api_version": sf_info["api_version"]}
+    os.environ["SALESFORCE_SECRET_ARN"] = boto3.client("secretsmanager").create_secret(
+        Name="sf", SecretString=json.dumps(secret))["ARN"]
+
+    from customer_sync import handler
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    answer = handler.start({"mode": "incremental", "trigger": "benchmark"}, Context())
+    invocations = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages", [])
+        if not messages:
+            break
+        message = messages[0]
+        event = {"Records": [{"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"],
+                              "body": message["Body"], "attributes": {"ApproximateReceiveCount": "1"},
+                              "messageAttributes": {}, "eventSource": "aws:sqs",
+                              "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:sync", "awsRegion": "eu-west-1"}]}
+        handler.work(event, Context())
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        invocations += 1
+    elapsed = time.perf_counter() - started
+    summary = json.loads(s3.get_object(Bucket="reports",
+                                       Key=f"customer-sync/runs/{answer['run_id']}/summary.json")["Body"].read())
+    if summary.get("status") != "completed" or summary["failed"]:
+        raise RuntimeError(f"the run did not complete cleanly: {summary}")
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"wall_seconds": elapsed, "records_synced": summary["created"],
+            "records_per_second": summary["created"] / elapsed, "worker_invocations": invocations,
+            "api_calls": summary["api_calls"], "peak_rss_mb": rss_after / 1024,
+            "rss_growth_mb": (rss_after - rss_before) / 1024}
+
+
+def report(results: dict[str, float]) -> str:
+    return "\n".join([
+        "| measurement | figure |",
+        "|---|---|",
+        f"| records synced (new ERP customers -> Accounts + new Accounts -> ERP) | {results['records_synced']:,.0f} "
+        f"({results['records_each_way']:,.0f} each way) |",
+        f"| wall time, first (full) run | {results['wall_seconds']:.1f} s |",
+        f"| records per second | {results['records_per_second']:,.0f} |",
+        f"| worker invocations (15-minute budget each) | {results['worker_invocations']:.0f} |",
+        f"| Salesforce API calls used | {results['api_calls']:,.0f} |",
+        f"| peak RSS of the sync process / growth during the run | {results['peak_rss_mb']:.0f} MB / "
+        f"{results['rss_growth_mb']:.0f} MB |",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.benchmarks.customer_sync")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("erp-serve", help="(internal) the seeded ERP stand-in child process")
+    serve.add_argument("--customers", type=int, required=True)
+    parser.add_argument("--records", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    if args.command == "erp-serve":
+        return _serve_erp(args.customers)
+    print(report(run(args.records)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
