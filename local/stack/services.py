@@ -82,8 +82,10 @@ LATE_STAND_INS = {"logistics": (_logistics_signing_key, _start_logistics)}
 class Services:
     """Starts the emulator and the stand-ins; knows the local value of every wiring placeholder."""
 
-    def __init__(self, salesforce_state_dir: Path | None = None, only: set[str] | None = None):
+    def __init__(self, salesforce_state_dir: Path | None = None, only: set[str] | None = None,
+                 schema_files: list[Path] | None = None):
         self.salesforce_state_dir = salesforce_state_dir
+        self.schema_files = schema_files if schema_files is not None else salesforce_schema_files()
         self.only = only
         self.emulator: Any = None
         self.stand_ins: dict[str, StandIn] = {}
@@ -94,7 +96,7 @@ class Services:
         from local.salesforce import Emulator
         from local.salesforce.ids import ORG_ID
 
-        self.emulator = Emulator(self.salesforce_state_dir).start()
+        self.emulator = Emulator(self.salesforce_state_dir, schema_files=list(self.schema_files)).start()
         info = self.emulator.info
         self.values["salesforce"] = {
             "instance_url": info["instance_url"], "login_url": info["login_url"], "ca_bundle": info["ca_bundle"],
@@ -170,6 +172,13 @@ class Services:
                 raise KeyError(f"{{{service}.{key}}}") from None
 
         return re.sub(r"\{([a-z0-9_]+)\.([a-z0-9_]+)\}", replace, text)
+
+
+def salesforce_schema_files(path: Path = WIRING_FILE) -> list[Path]:
+    """The emulator's schema extensions named by wiring.toml's [salesforce] schema_files globs."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    globs = (data.get("salesforce") or {}).get("schema_files") or []
+    return sorted({p for pattern in globs for p in LOCAL_DIR.parent.glob(pattern) if p.is_file()})
 
 
 def load_wiring(path: Path = WIRING_FILE, extra: Path | None = None) -> dict[str, dict[str, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +190,17 @@ class LocalStack:
         assert self.model is not None
         return self.model.function(name)
 
-    def invoke(self, name: str, event: Any) -> InvocationResult:
-        """A synchronous invocation (RequestResponse), as `aws lambda invoke` or API Gateway makes it."""
+    def invoke(self, name: str, event: Any, handler: str | None = None) -> InvocationResult:
+        """A synchronous invocation (RequestResponse), as `aws lambda invoke` or API Gateway makes it.
+        `handler` runs another entry point of the function's code with the same configuration."""
         fn = self.function(name)
-        return self.runners[fn.logical_id].invoke(event)
+        runner = self.runners[fn.logical_id]
+        if handler and handler != fn.handler:
+            key = f"{fn.logical_id}:{handler}"
+            if key not in self.runners:
+                self.runners[key] = FunctionRunner(replace(runner.spec, handler=handler), self.log_sink)
+            runner = self.runners[key]
+        return runner.invoke(event)
 
     def queue_url(self, logical_id: str) -> str:
         assert self.model is not None
@@ -239,10 +247,12 @@ class LocalStack:
             f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{STACK_NAME}-{name}"
         event = schedule_event(schedule, rule_arn)
         if not wait:
-            self.invoker.submit(fn, event, f"schedule:{name}", schedule.maximum_retry_attempts)
+            self.invoker.submit(fn, event, f"schedule:{name}")
             return None
+        # Function errors follow the function's EventInvokeConfig; the schedule's own RetryPolicy covers
+        # failures to deliver to Lambda, which do not happen locally.
         with self.activity:
-            return self.invoker.run(fn, event, f"schedule:{name}", schedule.maximum_retry_attempts)
+            return self.invoker.run(fn, event, f"schedule:{name}")
 
     def wait_idle(self, timeout: float = 30.0, settle: float = 0.3) -> bool:
         """True once every polled queue is empty (visible and delayed) and nothing is in flight, twice in a
