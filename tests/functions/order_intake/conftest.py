@@ -176,3 +176,66 @@ def composite_calls(emulator: Any) -> list[dict[str, Any]]:
 def api_calls(emulator: Any) -> list[dict[str, Any]]:
     """Calls that count against the org's API allocation (the token endpoint does not)."""
     return [r for r in emulator.requests() if r["path"].startswith("/services/data/")]
+
+
+# -- the SQS event source mapping -----------------------------------------------------------------------
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping builds from received messages."""
+    return {"Records": [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": {"ApproximateReceiveCount": m.get("Attributes", {}).get("ApproximateReceiveCount", "1"),
+                       "SentTimestamp": m.get("Attributes", {}).get("SentTimestamp", "0"),
+                       "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "0"},
+        "messageAttributes": {name: {"stringValue": v.get("StringValue"), "stringListValues": [],
+                                     "binaryListValues": [], "dataType": v["DataType"]}
+                              for name, v in m.get("MessageAttributes", {}).items()},
+        "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+        "awsRegion": queue_arn.split(":")[3],
+    } for m in messages]}
+
+
+@dataclass
+class Poll:
+    received: list[str]
+    failed: list[str]
+    response: dict[str, Any]
+    messages: list[dict[str, Any]]
+
+
+class EventSourceMapping:
+    """Plays the SQS -> worker mapping: receive up to `batch_size` messages, invoke, delete what succeeded."""
+
+    def __init__(self, stack: Stack, context_factory: Any, batch_size: int = 100):
+        self.stack = stack
+        self.context_factory = context_factory
+        self.batch_size = batch_size
+
+    def poll(self) -> Poll | None:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < self.batch_size:
+            got = self.stack.receive(max_messages=min(10, self.batch_size - len(messages)))
+            if not got:
+                break
+            messages += got
+        if not messages:
+            return None
+        response = worker.handler(sqs_event(messages, self.stack.queue_arn), self.context_factory())
+        failed = [item["itemIdentifier"] for item in response["batchItemFailures"]]
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.stack.sqs.delete_message_batch(QueueUrl=self.stack.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        return Poll([m["MessageId"] for m in messages], failed, response, messages)
+
+    def drain(self, max_polls: int = 1000) -> list[Poll]:
+        polls = []
+        while len(polls) < max_polls and (poll := self.poll()) is not None:
+            polls.append(poll)
+        return polls
+
+
+@pytest.fixture
+def mapping(stack: Stack, lambda_context: Any) -> EventSourceMapping:
+    return EventSourceMapping(stack, type(lambda_context))
