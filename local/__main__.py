@@ -107,7 +107,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         except KeyError as exc:
             print(str(exc).strip('"'), file=sys.stderr)
             return 2
-        result = stack.invoke(fn.logical_id, event, handler=args.handler)
+        result = stack.invoke(fn.logical_id, event, handler=args.entry_point)
     finally:
         stack.stop()
     print(f"[local] {fn.logical_id}: {'cold' if result.cold_start else 'warm'} start, init {result.init_ms} ms, "
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     stack_options(invoke)
     invoke.add_argument("function", help="logical id (AvailabilityFunction), function name or CodeUri folder")
     invoke.add_argument("--event", "-e", help="event JSON file ('-' reads stdin; default {})")
-    invoke.add_argument("--handler", help="another entry point in the function's code (module.function)")
+    invoke.add_argument("--handler", dest="entry_point",
+                        help="another entry point in the function's code (module.function)")
     invoke.set_defaults(handler=cmd_invoke)
 
     for name, handler, helptext in (("fire", cmd_fire, "fire a schedule of the running stack now"),

@@ -1,0 +1,69 @@
+"""`python -m local`: invoke (stdout is the result, stderr the logs, the exit code the outcome), up, fire."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import requests
+
+from .conftest import FIXTURE_TEMPLATE, ROOT
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "local", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_invoke_prints_the_result_on_stdout_and_logs_on_stderr():
+    done = _run("invoke", "AvailabilityFunction", "-e", "events/availability-get-one.json")
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["statusCode"] == 200
+    assert json.loads(reply["body"])["sku"] == "SKU-1001"
+    assert "[AvailabilityFunction]" in done.stderr
+    assert "cold start" in done.stderr
+
+
+def test_invoke_exits_non_zero_on_a_function_error(tmp_path):
+    event = tmp_path / "fail.json"
+    event.write_text('{"action": "fail"}')
+    env_file = tmp_path / "vars.json"
+    env_file.write_text(json.dumps({"ProbeFunction": {"PROBE_LOG": str(tmp_path / "log.jsonl")}}))
+    done = _run("invoke", "ProbeFunction", "-e", str(event), "--template", str(FIXTURE_TEMPLATE),
+                "--env-file", str(env_file))
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["errorType"] == "ValueError"
+    assert (tmp_path / "log.jsonl").exists()  # the SAM-style env file reached the function
+
+
+def test_invoke_names_the_functions_when_one_is_unknown():
+    done = _run("invoke", "NoSuchFunction", "--template", str(FIXTURE_TEMPLATE))
+    assert done.returncode == 2
+    assert "no function 'NoSuchFunction'" in done.stderr
+    assert "ProbeFunction" in done.stderr
+
+
+def test_up_serves_fires_and_stops_on_ctrl_c(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0", "--json", "--template",
+                                str(FIXTURE_TEMPLATE)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        summary = json.loads(process.stdout.readline())
+        assert summary["api_key"]
+        assert "NightlySchedule" in summary["schedules"]
+        response = requests.get(f"{summary['api_url']}/open/7", timeout=30)
+        assert response.status_code == 200
+        assert response.json()["pathParameters"] == {"id": "7"}
+        fired = _run("fire", "NightlySchedule", "--url", summary["api_url"])
+        assert fired.returncode == 0, fired.stderr
+        assert json.loads(fired.stdout)["ok"] is True
+        missing = _run("fire", "Nope", "--url", summary["api_url"])
+        assert missing.returncode == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
