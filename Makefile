@@ -7,11 +7,12 @@ SAM_VENV := $(VENV)/tools/sam-cli
 SAM := $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check
+.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check local
 
 help:
 	@echo "make test      create .venv/, lint, run the whole test suite"
 	@echo "make emulator  run the local Salesforce emulator in the foreground"
+	@echo "make local     run the whole stack locally (python -m local up; docs/local-stack.md)"
 	@echo "make bench     run the benchmarks and print their figures (docs/benchmarks.md)"
 	@echo "make sam-check sam validate --lint and a sam build of everything (part of make test)"
 	@echo "make lock      re-resolve requirements/dev.in into requirements/dev.lock"
@@ -48,6 +49,9 @@ sam-check: sam-tools
 
 bench: venv
 	$(BIN)/python -m local.benchmarks
+
+local: venv
+	$(BIN)/python -m local up
 
 emulator: venv
 	$(BIN)/python -m local.salesforce serve --port 8443 --state-dir .local-state/salesforce
