@@ -114,3 +114,20 @@ def test_log_records_are_redacted_field_by_field(layer_logs: io.StringIO) -> Non
     assert "secret-value-xyz" not in dumped
     assert "abcdefghij0123456789" not in dumped
     assert logging.getLogger(logger.name).level == logging.DEBUG
+
+
+def test_redaction_holds_when_another_logger_configured_the_service_first(layer_logs: io.StringIO) -> None:
+    # A function's own Powertools Logger with the same service name shares the stdlib logger; whichever
+    # was created first keeps its (non-redacting) formatter, so the layer also filters the records.
+    plain = io.StringIO()
+    handler = logging.StreamHandler(plain)
+    handler.setFormatter(logging.Formatter("%(message)s %(detail)s"))
+    logging.getLogger(logger.name).addHandler(handler)
+    try:
+        register_secret("another-secret-value-42")
+        logger.info("value %s", "another-secret-value-42", extra={"detail": "Bearer zyxwvu9876543210abc"})
+    finally:
+        logging.getLogger(logger.name).removeHandler(handler)
+    assert "another-secret-value-42" not in plain.getvalue()
+    assert "zyxwvu9876543210abc" not in plain.getvalue()
+    assert "value ***" in plain.getvalue()

@@ -6,15 +6,19 @@ and the redacting formatter apply to every log line, including the layer's.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from salesforce_access.redaction import redact_value
+from salesforce_access.redaction import redact, redact_value
 
 DEFAULT_NAMESPACE = "SalesforceIntegration"
+
+
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
@@ -24,8 +28,27 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return super().serialize(log=redact_value(log))
 
 
+class RedactingFilter(logging.Filter):
+    """Masks credentials in the message and ``extra`` fields of each record, whatever the formatter.
+
+    Needed because Powertools loggers sharing a service name share one stdlib logger, and whichever
+    Logger is created first (a function's own, say) keeps its formatter.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg, record.args = redact(record.getMessage()), ()
+        else:
+            record.msg = redact_value(record.msg)
+        for key, value in list(vars(record).items()):
+            if key not in _RECORD_ATTRIBUTES:
+                setattr(record, key, redact_value(value))
+        return True
+
+
 logger = Logger(logger_formatter=RedactingFormatter())
+logging.getLogger(logger.name).addFilter(RedactingFilter())
 tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
 
-__all__ = ["RedactingFormatter", "logger", "metrics", "tracer"]
+__all__ = ["RedactingFilter", "RedactingFormatter", "logger", "metrics", "tracer"]
