@@ -336,7 +336,8 @@ class _Server(ThreadingHTTPServer):
         return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
     def handle_error(self, request, client_address) -> None:  # a client hanging up is not our error
-        if sys.exc_info()[0] in (ConnectionResetError, BrokenPipeError, ssl.SSLError, TimeoutError):
+        error = sys.exc_info()[0]
+        if error is not None and issubclass(error, (ConnectionResetError, BrokenPipeError, ssl.SSLError, TimeoutError)):
             return
         super().handle_error(request, client_address)
 
