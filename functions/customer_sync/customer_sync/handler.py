@@ -236,13 +236,12 @@ class ApiCallCounter:
         return value
 
 
-_API_COUNTERS: dict[int, ApiCallCounter] = {}
-
-
 def _api_counter(access: Any) -> ApiCallCounter:
-    counter = _API_COUNTERS.get(id(access.session))
+    """The counter hooked on this container's Salesforce session (once), reset for this invocation."""
+    counter = getattr(access.session, "customer_sync_api_counter", None)
     if counter is None:
-        counter = _API_COUNTERS[id(access.session)] = ApiCallCounter()
+        counter = ApiCallCounter()
+        access.session.customer_sync_api_counter = counter
         access.session.hooks.setdefault("response", []).append(counter)
     counter.take()
     return counter
