@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := $(VENV)/tools/sam-cli
 SAM := $(SAM_VENV)/bin/sam
+SECURITY_VENV := $(VENV)/tools/security
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check local
+.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check local security-tools security
 
 help:
 	@echo "make test      create .venv/, lint, run the whole test suite"
@@ -15,6 +16,7 @@ help:
 	@echo "make local     run the whole stack locally (python -m local up; docs/local-stack.md)"
 	@echo "make bench     run the benchmarks and print their figures (docs/benchmarks.md)"
 	@echo "make sam-check sam validate --lint and a sam build of everything (part of make test)"
+	@echo "make security  checkov on the template, bandit on the code (part of make test)"
 	@echo "make lock      re-resolve requirements/dev.in into requirements/dev.lock"
 	@echo "make clean     remove .venv/ and build output"
 
@@ -29,7 +31,7 @@ venv: $(BIN)/.installed
 lint: venv
 	$(BIN)/ruff check .
 
-test: lint sam-check
+test: lint sam-check security
 	$(BIN)/python -m pytest
 
 # SAM CLI lives in its own virtual environment (requirements/sam-cli.txt says why). sam-check runs cfn-lint
@@ -46,6 +48,20 @@ sam-tools: $(SAM_VENV)/.installed
 sam-check: sam-tools
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file template.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/python local/sam_build_check.py --sam $(SAM)
+
+# checkov and bandit live in their own virtual environment too (requirements/security-tools.txt says why).
+# checkov reads .checkov.yaml (every skip with its reason); bandit reads .bandit.yaml, and its gate
+# (tests/security/bandit_gate.py) accepts a finding only on a line that justifies the same rule for ruff.
+$(SECURITY_VENV)/.installed: requirements/security-tools.txt
+	$(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/security-tools.txt
+	@touch $@
+
+security-tools: $(SECURITY_VENV)/.installed
+
+security: security-tools
+	$(SECURITY_VENV)/bin/checkov --config-file .checkov.yaml
+	$(SECURITY_VENV)/bin/python tests/security/bandit_gate.py -c .bandit.yaml -r functions layers local
 
 bench: venv
 	$(BIN)/python -m local.benchmarks
