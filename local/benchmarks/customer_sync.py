@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 for _path in (ROOT / "layers" / "salesforce_access", ROOT / "functions" / "customer_sync"):  # as Lambda imports
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
-SCHEMA = ROOT / "functions" / "customer_sync" / "salesforce_fields.toml"
 ERP_USER = "salesforce-sync"
 
 
@@ -97,7 +96,7 @@ def run(records: int = 100_000) -> dict[str, float]:
     results: dict[str, float] = {"records_each_way": records}
     with tempfile.TemporaryDirectory() as state:
         emulator, sf_info = _spawn(["-m", "local.salesforce", "serve", "--port", "0", "--state-dir", state,
-                                    "--schema", str(SCHEMA), "--daily-api-limit", "100000000"])
+                                    "--daily-api-limit", "100000000"])
         erp, erp_info = _spawn(["-m", "local.benchmarks.customer_sync", "erp-serve", "--customers", str(records)])
         try:
             _seed_salesforce(sf_info, records)

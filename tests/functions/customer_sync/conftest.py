@@ -1,12 +1,11 @@
-"""Fixtures for the customer sync: a fresh emulator (with the sync's Account fields) and ERP stand-in per
-test, moto DynamoDB / S3 / SQS, and a driver that plays EventBridge Scheduler and the SQS event source."""
+"""Fixtures for the customer sync: a fresh emulator and ERP stand-in per test, moto DynamoDB / S3 / SQS, and a
+driver that plays EventBridge Scheduler and the SQS event source."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,7 +19,6 @@ from local.salesforce import Emulator
 from local.salesforce.connection import https_session
 from salesforce_access import RetryPolicy, get_access
 
-SCHEMA = Path(__file__).resolve().parents[3] / "functions" / "customer_sync" / "salesforce_fields.toml"
 TABLE, BUCKET, QUEUE = "state", "sync-reports", "customer-sync"
 ERP_USER = "salesforce-sync"
 
@@ -28,7 +26,7 @@ ERP_USER = "salesforce-sync"
 @pytest.fixture
 def salesforce_emulator() -> Iterator[Emulator]:
     """A fresh org per test (deleted Accounts stay queryable, so one test's deletes would leak into the next)."""
-    with Emulator(schema_files=[SCHEMA], daily_api_limit=1_000_000) as emu:
+    with Emulator(daily_api_limit=1_000_000) as emu:
         yield emu
 
 
