@@ -25,10 +25,11 @@ def test_injection_attempt_stays_inside_the_literal() -> None:
     assert query == "SELECT Id FROM Account WHERE Name = 'x\\' OR Name != \\''"
 
 
-def test_datetimes_are_rendered_in_utc_and_must_be_aware() -> None:
+def test_datetimes_are_rendered_in_utc_with_milliseconds_and_must_be_aware() -> None:
     paris = timezone(timedelta(hours=2))
-    assert quote_soql(datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=paris)) == "2024-05-01T10:30:15Z"
-    assert quote_soql(datetime(2024, 5, 1, tzinfo=UTC)) == "2024-05-01T00:00:00Z"
+    assert quote_soql(datetime(2024, 5, 1, 12, 30, 15, 123_999, tzinfo=paris)) == "2024-05-01T10:30:15.123Z"
+    assert quote_soql(datetime(2024, 5, 1, 12, 30, 15, 999, tzinfo=paris)) == "2024-05-01T10:30:15.000Z"
+    assert quote_soql(datetime(2024, 5, 1, tzinfo=UTC)) == "2024-05-01T00:00:00.000Z"
     with pytest.raises(ValueError, match="timezone-aware"):
         quote_soql(datetime(2024, 5, 1))
 
@@ -54,3 +55,18 @@ def test_field_names_are_validated() -> None:
         soql("SELECT {f:field} FROM Account", f="Id FROM User --")
     with pytest.raises(ValueError, match="format spec"):
         soql("SELECT Id FROM Account WHERE Name = {n:literal}", n="x")
+
+
+def test_a_stamp_read_back_matches_itself_to_the_millisecond(make_access, emu) -> None:
+    """Key-set paging compares SystemModstamp with equality: the literal must keep the stored milliseconds."""
+    access = make_access("client_credentials")
+    name = f"ms-{datetime.now(UTC).timestamp()}"
+    created = access.collections.create("Account", [{"Name": name}])[0]
+    row = next(access.query(soql("SELECT Id, SystemModstamp FROM Account WHERE Id = {i}", i=created.id)))
+    text = row["SystemModstamp"]  # 2024-05-01T10:30:15.123+0000
+    stamp = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    found = access.query(soql("SELECT Id FROM Account WHERE SystemModstamp = {s} AND Name = {n}", s=stamp, n=name))
+    assert [r["Id"] for r in found] == [created.id]
+    later = stamp + timedelta(milliseconds=1)
+    assert list(access.query(soql("SELECT Id FROM Account WHERE SystemModstamp >= {s} AND Name = {n}",
+                                  s=later, n=name))) == []

@@ -21,7 +21,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 
 
 def quote_soql(value: Any) -> str:
-    """Render a Python value as a SOQL literal: strings quoted and escaped, lists as ``(a,b)``."""
+    """Render a Python value as a SOQL literal: strings quoted and escaped, lists as ``(a,b)``, aware datetimes
+    in UTC with milliseconds (``2024-05-01T10:30:15.123Z``)."""
     if isinstance(value, str):
         return "'" + value.translate(_ESCAPES) + "'"
     if value is True:
@@ -35,7 +36,9 @@ def quote_soql(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("SOQL datetimes must be timezone-aware")
-        return value.replace(microsecond=0).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Milliseconds kept (Salesforce stores them: SystemModstamp = a value read back must match it);
+        # finer digits are truncated. simple-salesforce drops the milliseconds, which breaks key-set paging.
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list | tuple | set | frozenset):
