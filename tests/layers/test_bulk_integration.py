@@ -145,3 +145,34 @@ def test_a_close_replayed_after_a_lost_response_does_not_abort_the_job(make_acce
     assert job.number_records_processed == 5
     closes = [r["status"] for r in api_calls(emu, "/jobs/ingest/") if r["method"] == "PATCH"]
     assert sorted(closes) == [200, 400]  # applied once (late), refused once; no abort
+
+
+def test_a_later_invocation_resumes_a_query_at_a_locator(make_access, emu) -> None:
+    """query_page gives the next locator before the rows are read; another access object (a follow-up
+    invocation, with its own token) reads the next page from it, and query_results resumes there too."""
+    first = make_access("client_credentials")
+    run = tag()
+    first.bulk.ingest("Account", "insert", ({"Name": f"{run}-{i:04d}"} for i in range(250)))
+    job = first.bulk.wait(first.bulk.start_query(soql("SELECT Name FROM Account WHERE Name LIKE {p}", p=f"{run}-%")))
+    emu.clear_requests()
+    with first.bulk.query_page(job, page_size=100) as page:
+        locator = page.next_locator
+        assert locator is not None
+        names = [next(page.rows)["Name"] for _ in range(5)]  # stopped early: the page is closed, not drained
+    assert len(api_calls(emu, "/results")) == 1
+    second = make_access("jwt_bearer")
+    with second.bulk.query_page(job.id, locator, page_size=100) as page:
+        middle = [row["Name"] for row in page.rows]
+        last_locator = page.next_locator
+    assert len(middle) == 100
+    assert last_locator is not None
+    with second.bulk.query_page(job.id, last_locator, page_size=100) as page:
+        tail = [row["Name"] for row in page.rows]
+        assert page.next_locator is None  # the last page
+    assert len(tail) == 50
+    again = [row["Name"] for row in second.bulk.query_results(job.id, page_size=100, locator=locator)]
+    assert again == middle + tail
+    with first.bulk.query_page(job, page_size=100) as page:
+        head = [row["Name"] for row in page.rows]
+    assert head[:5] == names
+    assert sorted(head + middle + tail) == [f"{run}-{i:04d}" for i in range(250)]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from salesforce_access.access import SalesforceAccess, get_access, reset_access_cache
     from salesforce_access.budget import PollPolicy, RetryPolicy, Timeouts
-    from salesforce_access.bulk import BulkApi, BulkJob
+    from salesforce_access.bulk import BulkApi, BulkJob, QueryPage
     from salesforce_access.collections import Collections, RecordError, RecordResult
     from salesforce_access.composite import CompositeResult, Subrequest, SubResponse
     from salesforce_access.config import (
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "salesforce_access.access": ("SalesforceAccess", "get_access", "reset_access_cache"),
     "salesforce_access.budget": ("PollPolicy", "RetryPolicy", "Timeouts"),
-    "salesforce_access.bulk": ("BulkApi", "BulkJob"),
+    "salesforce_access.bulk": ("BulkApi", "BulkJob", "QueryPage"),
     "salesforce_access.collections": ("Collections", "RecordError", "RecordResult"),
     "salesforce_access.composite": ("CompositeResult", "Subrequest", "SubResponse"),
     "salesforce_access.config": (
@@ -95,6 +95,7 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PollPolicy",
+    "QueryPage",
     "RecordError",
     "RecordResult",
     "RequestLimitExceeded",

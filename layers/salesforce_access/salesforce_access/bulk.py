@@ -78,6 +78,29 @@ def iter_text_lines(response: requests.Response, chunk_size: int = _READ_CHUNK) 
         yield pending
 
 
+class QueryPage:
+    """One page of Bulk query results: ``rows`` (streamed dicts of strings) and ``next_locator`` (None on the
+    last page). Use it as a context manager, or call `close`, to release the connection of a page not read
+    to the end."""
+
+    def __init__(self, rows: Iterator[dict[str, str]], next_locator: str | None, response: requests.Response):
+        self.rows = rows
+        self.next_locator = next_locator
+        self._response = response
+
+    def close(self) -> None:
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+        self._response.close()
+
+    def __enter__(self) -> QueryPage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class BulkApi:
     """Bulk API 2.0 through the layer's session; get it from ``access.bulk``."""
 
@@ -206,19 +229,33 @@ class BulkApi:
         # A duplicated query job costs one job of the daily allowance and changes no data.
         return self._job(self._access.request("POST", "jobs/query", json=spec, idempotent=True), "query")
 
-    def query_results(self, job: BulkJob | str, *, page_size: int = DEFAULT_PAGE_SIZE) -> Iterator[dict[str, str]]:
-        """Stream the rows of a completed query job, following ``Sforce-Locator`` until it is "null"."""
-        job_id = job.id if isinstance(job, BulkJob) else job
-        locator: str | None = None
+    def query_results(self, job: BulkJob | str, *, page_size: int = DEFAULT_PAGE_SIZE,
+                      locator: str | None = None) -> Iterator[dict[str, str]]:
+        """Stream the rows of a completed query job from `locator` (None: the first page), following
+        ``Sforce-Locator`` until the last page."""
         while True:
-            params: dict[str, Any] = {"maxRecords": page_size}
-            if locator:
-                params["locator"] = locator
-            next_locator: list[str | None] = [None]
-            yield from self._read_csv(f"jobs/query/{job_id}/results", params, next_locator)
-            locator = next_locator[0]
-            if not locator or locator == "null":
+            with self.query_page(job, locator, page_size=page_size) as page:
+                yield from page.rows
+            if page.next_locator is None:
                 return
+            locator = page.next_locator
+
+    def query_page(self, job: BulkJob | str, locator: str | None = None, *,
+                   page_size: int = DEFAULT_PAGE_SIZE) -> QueryPage:
+        """One page of a completed query job's results, at `locator` (None: the first page).
+
+        The request is sent at once, so ``next_locator`` is known before the rows are read (None on the last
+        page); ``rows`` streams the CSV. A job's results stay readable for 7 days and a locator is stable, so a
+        later invocation can checkpoint (job id, locator, rows done) and resume exactly where one stopped.
+        """
+        params: dict[str, Any] = {"maxRecords": page_size}
+        if locator:
+            params["locator"] = locator
+        path = f"jobs/query/{_job_id(job)}/results"
+        response = self._open_csv(path, params)
+        next_locator = response.headers.get("Sforce-Locator")
+        return QueryPage(self._read_csv(path, params, None, first=response),
+                         None if not next_locator or next_locator == "null" else next_locator, response)
 
     # -- ingest results -----------------------------------------------------------------------------
 
@@ -269,14 +306,18 @@ class BulkApi:
 
     # -- internals ----------------------------------------------------------------------------------
 
+    def _open_csv(self, path: str, params: dict[str, Any] | None) -> requests.Response:
+        return self._access.send("GET", path, params=params, stream=True, headers={"Accept": "text/csv"})
+
     def _read_csv(
-        self, path: str, params: dict[str, Any] | None, locator_out: list[str | None] | None
+        self, path: str, params: dict[str, Any] | None, locator_out: list[str | None] | None,
+        first: requests.Response | None = None,
     ) -> Iterator[dict[str, str]]:
         """Stream one CSV resource; if the connection drops mid-body, re-read it and skip rows already given."""
         delivered = 0
         rereads = 0
         while True:
-            response = self._access.send("GET", path, params=params, stream=True, headers={"Accept": "text/csv"})
+            response, first = first or self._open_csv(path, params), None
             if locator_out is not None:
                 locator_out[0] = response.headers.get("Sforce-Locator")
             seen = 0
