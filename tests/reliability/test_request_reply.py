@@ -1,0 +1,113 @@
+"""Pattern 1, Request and Reply: the availability API under the ERP faults of the matrix. The function only
+reads (nothing to write twice) and never calls Salesforce, so "no record lost" means: every item asked is
+answered, or the whole request fails with a JSON error inside Salesforce's 10 s callout limit (never a
+partial answer passed off as complete), and a later request answers every item. Each failure shows in the
+ErpFailures metric and an "ERP failure" log line naming its code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from tests.functions.availability import conftest as availability_fixtures
+
+erp_server = availability_fixtures.erp_server
+erp = availability_fixtures.erp
+secret_arn = availability_fixtures.secret_arn
+handler_module = availability_fixtures.handler_module
+configure = availability_fixtures.configure
+invoke = availability_fixtures.invoke
+erp_calls = availability_fixtures.erp_calls
+
+SKUS = [f"SKU-10{n:02d}" for n in range(1, 11)]
+BATCH = {"items": [{"sku": SKUS[n % 10], "quantity": n + 1} for n in range(50)]}  # the largest callout
+
+
+def warm(invoke, erp) -> None:
+    """One call reads the ERP key from Secrets Manager; later timings then show the ERP alone."""
+    invoke("GET", "/products/SKU-1010/availability")
+    erp.clear_requests()
+
+
+def failure_codes(observed) -> list[str]:
+    return [r["code"] for r in observed.logs("ERP failure")]
+
+
+def answers_everything(invoke) -> None:
+    reply = invoke("POST", "/availability", body=BATCH)
+    assert reply.status == 200
+    assert [(r["sku"], r["requested_quantity"]) for r in reply.body["results"]] == \
+        [(item["sku"], item["quantity"]) for item in BATCH["items"]]
+    assert reply.body["stale"] is False
+
+
+def test_an_erp_slower_than_its_timeouts_is_a_504_inside_the_budget(invoke, erp, erp_calls, observed):
+    warm(invoke, erp)
+    erp.inject("hang", count=None, delay_seconds=10)
+    started = time.monotonic()
+
+    reply = invoke("POST", "/availability", body=BATCH)
+
+    assert (reply.status, reply.body["code"]) == (504, "ERP_TIMEOUT")
+    assert time.monotonic() - started < 2.0  # AVAILABILITY_BUDGET_SECONDS in these tests
+    assert "results" not in reply.body
+    assert failure_codes(observed) == ["ERP_TIMEOUT"]
+    assert observed.metrics()["ErpFailures"] == 1
+    erp.clear_faults()
+    answers_everything(invoke)
+
+
+def test_a_dropped_connection_is_retried_and_a_dropping_erp_is_a_503(invoke, erp, erp_calls, observed):
+    erp.inject("drop", count=1)
+    answers_everything(invoke)  # a read is safe to send again
+    assert len(erp_calls()) == 2
+
+    erp.inject("drop", count=None)
+    reply = invoke("POST", "/availability", body=BATCH)
+
+    assert (reply.status, reply.body["code"]) == (503, "ERP_UNAVAILABLE")
+    assert failure_codes(observed) == ["ERP_UNAVAILABLE"]
+    assert observed.metrics()["ErpFailures"] == 1
+
+
+def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_marked(invoke, configure, erp,
+                                                                                     erp_calls, observed):
+    configure(AVAILABILITY_CACHE_TTL_SECONDS="0.05", AVAILABILITY_STALE_IF_ERROR_SECONDS="60")
+    fresh = invoke("GET", "/products/SKU-1001/availability").body
+    time.sleep(0.1)
+    erp.go_down()  # connections refused
+
+    unknown = invoke("GET", "/products/SKU-1002/availability")  # never read: nothing to fall back on
+    stale = invoke("GET", "/products/SKU-1001/availability")  # read before: served stale
+    calls = len(erp_calls())
+    open_circuit = invoke("GET", "/products/SKU-1003/availability")
+
+    assert (unknown.status, unknown.body["code"]) == (503, "ERP_UNAVAILABLE")
+    assert (stale.status, stale.body["stale"], stale.body["as_of"]) == (200, True, fresh["as_of"])
+    assert (open_circuit.status, open_circuit.body["code"]) == (503, "ERP_CIRCUIT_OPEN")
+    assert open_circuit.headers["Retry-After"] == "1"
+    assert len(erp_calls()) == calls  # the open circuit spared the ERP
+    metrics = observed.metrics()
+    assert (metrics["ErpFailures"], metrics["StaleAnswers"], metrics["ErpCircuitOpened"]) == (2, 1, 1)
+    assert observed.logs("ERP circuit opened")
+
+    erp.come_up()
+    time.sleep(1.05)  # BREAKER_RESET_SECONDS: the next call is the trial that closes the circuit
+    answers_everything(invoke)
+
+
+def test_running_out_of_lambda_time_in_the_middle_of_a_batch_fails_it_whole(invoke, configure, erp, lambda_context,
+                                                                            observed):
+    configure(ERP_READ_TIMEOUT_SECONDS="20", AVAILABILITY_BUDGET_SECONDS="20")
+    warm(invoke, erp)
+    erp.set_latency(3)
+    started = time.monotonic()
+
+    reply = invoke("POST", "/availability", body=BATCH, context=replace(lambda_context, timeout_ms=1_200))
+
+    assert (reply.status, reply.body["code"]) == (504, "ERP_TIMEOUT")
+    assert time.monotonic() - started < 1.0  # 1.2 s left minus the 0.5 s kept to answer and flush metrics
+    assert failure_codes(observed) == ["ERP_TIMEOUT"]
+    assert observed.metrics()["ErpFailures"] == 1
+    erp.set_latency(0)
+    answers_everything(invoke)
