@@ -8,7 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from salesforce_access import AuthenticationError, ConfigurationError, SalesforceAccess, get_access
+from local.salesforce.ids import ORG_ID
+from salesforce_access import AuthenticationError, ConfigurationError, SalesforceAccess, get_access, soql
 
 from .conftest import LambdaContext, api_calls, log_records, secret_document, token_posts
 
@@ -97,3 +98,43 @@ def test_get_access_without_configuration_fails_clearly(monkeypatch) -> None:
     monkeypatch.delenv("SALESFORCE_SECRET_ARN", raising=False)
     with pytest.raises(ConfigurationError, match="SALESFORCE_SECRET_ARN"):
         get_access()
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+def test_user_id_names_the_user_the_token_acts_as(make_access, emu, flow) -> None:
+    access = make_access(flow)
+    user_id = access.user_id  # fetches the token: no other request
+    assert [r["path"] for r in emu.requests()] == ["/services/oauth2/token"]
+    [user] = access.query(soql("SELECT Id, Username FROM User WHERE Id = {i}", i=user_id))
+    assert user["Username"] == emu.info["username"]
+    assert access.org_id == ORG_ID
+    created = access.request("POST", "sobjects/Account", json={"Name": f"Written by {flow}"})
+    record = access.request("GET", f"sobjects/Account/{created['id']}")
+    assert record["LastModifiedById"] == user_id  # what a sync compares to skip its own writes
+    emu.expire_tokens()
+    access.request("GET", "limits")  # re-authenticates
+    assert access.user_id == user_id
+    assert len(token_posts(emu)) == 2
+
+
+def test_another_user_has_another_user_id(make_access, emu) -> None:
+    integration = make_access("username_password")
+    admin = make_access(secret=secret_document(emu.info, "username_password", username=emu.info["admin_username"],
+                                               password=emu.info["admin_password"]))
+    assert integration.user_id is not None
+    assert admin.user_id is not None
+    assert integration.user_id != admin.user_id
+
+
+@pytest.mark.parametrize(("identity", "expected"), [
+    ("https://login.salesforce.com/id/00D5g000004xyzAEAQ/0055g00000AbcdEAAS",
+     ("00D5g000004xyzAEAQ", "0055g00000AbcdEAAS")),
+    ("https://test.salesforce.com/id/00D5g000004xyzA/0055g00000Abcd/", ("00D5g000004xyzA", "0055g00000Abcd")),
+    ("https://login.salesforce.com/services/oauth2/userinfo", (None, None)),
+    (None, (None, None)),
+])
+def test_identity_url_parsing(identity, expected) -> None:
+    from salesforce_access.auth import AccessToken
+
+    token = AccessToken("t", "https://x.my.salesforce.com", identity_url=identity)
+    assert (token.org_id, token.user_id) == expected

@@ -116,6 +116,20 @@ class SalesforceAccess:
     def api_version(self) -> str:
         return self.settings.api_version
 
+    @property
+    def user_id(self) -> str | None:
+        """The Id of the user the token acts as (the integration user), from the token response's identity URL.
+
+        Fetches a token if none is held yet (no extra request otherwise). None only if Salesforce sent no
+        identity URL. Use it to recognise the integration's own writes (``LastModifiedById``).
+        """
+        return self.tokens.current().user_id
+
+    @property
+    def org_id(self) -> str | None:
+        """The org's Id (``00D...``), from the same identity URL."""
+        return self.tokens.current().org_id
+
     def url(self, path: str) -> str:
         """Absolute URL for a path relative to ``/services/data/vXX.X/``, an absolute path, or a URL."""
         if path.startswith("https://"):

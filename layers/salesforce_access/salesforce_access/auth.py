@@ -6,11 +6,13 @@ Salesforce reports INVALID_SESSION_ID; nothing is fetched at import or init (Sna
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -31,13 +33,33 @@ JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_LIFETIME_SECONDS = 180  # Salesforce accepts assertions that expire within 3 minutes
 
 
+_IDENTITY_PATH = re.compile(r"/id/(?P<org>[A-Za-z0-9]{15,18})/(?P<user>[A-Za-z0-9]{15,18})/?$")
+
+
 @dataclass(frozen=True)
 class AccessToken:
-    """An access token and the instance it is valid for. ``repr`` never shows the token."""
+    """An access token and the instance it is valid for. ``repr`` never shows the token.
+
+    ``identity_url`` is the token response's ``id`` (``https://login.salesforce.com/id/<orgId>/<userId>``),
+    which names the user the token acts as, whatever the flow (client credentials has no username).
+    """
 
     value: str = field(repr=False)
     instance_url: str
     issued_at: float = field(default_factory=time.time)
+    identity_url: str | None = None
+
+    def _identity(self, part: str) -> str | None:
+        match = _IDENTITY_PATH.search(urlsplit(self.identity_url).path) if self.identity_url else None
+        return match.group(part) if match else None
+
+    @property
+    def user_id(self) -> str | None:
+        return self._identity("user")
+
+    @property
+    def org_id(self) -> str | None:
+        return self._identity("org")
 
 
 PostForm = Callable[..., "requests.Response"]
@@ -107,7 +129,9 @@ def request_token(secret: SalesforceSecret, post: PostForm) -> AccessToken:
     register_secret(token)
     instance_url = str(body.get("instance_url") or secret.login_url).rstrip("/")
     logger.info("Obtained Salesforce access token", extra={"flow": secret.flow, "instance_url": instance_url})
-    return AccessToken(value=token, instance_url=instance_url)
+    identity = body.get("id")
+    return AccessToken(value=token, instance_url=instance_url,
+                       identity_url=identity if isinstance(identity, str) else None)
 
 
 class TokenManager:
