@@ -29,18 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from local.benchmarks.harness import FAKE_AWS, LAYER_DIR, table
+from local.benchmarks.harness import FAKE_AWS, LAYER_DIR, PARAMETERS, table
 
-# Values for the template's parameters that have no default: the handlers must import with them set, and
-# nothing is called at import time, so they only need the right shape.
-PARAMETERS = {
-    "SalesforceSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:salesforce/org-AbCdEf",
-    "ErpBaseUrl": "http://127.0.0.1:9",
-    "ErpApiKeySecretArn": "",
-    "BillingApiUrl": "http://127.0.0.1:9",
-    "SalesforceOrgId": "00D000000000001EAA",
-    "LogisticsSigningSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:logistics/signing-AbCdEf",
-}
 BASELINE = "bare boto3 handler (baseline)"
 BARE_HANDLER = '"""The baseline: a handler that imports boto3 and nothing else."""\nimport boto3  # noqa: F401\n\n\n' \
                'def handler(event, context):\n    return {}\n'

@@ -7,7 +7,6 @@ measured in this process then competes with them for CPUs, as it would on a netw
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import math
@@ -34,6 +33,25 @@ FAKE_AWS = {
     "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "Benchmark",
 }
+
+
+# Values for the template's parameters that have no default. Benchmarks override what they use (ERP URL...);
+# the rest only needs the right shape, as nothing reads it.
+PARAMETERS = {
+    "SalesforceSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:salesforce/org-AbCdEf",
+    "ErpBaseUrl": "http://127.0.0.1:9",
+    "ErpApiKeySecretArn": "",
+    "BillingApiUrl": "http://127.0.0.1:9",
+    "SalesforceOrgId": "00D000000000001EAA",
+    "LogisticsSigningSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:logistics/signing-AbCdEf",
+}
+
+
+def template_environment(logical_id: str, **overrides: str) -> dict[str, str]:
+    """A function's environment variables as template.yaml sets them (Globals merged), with overrides."""
+    from local.stack.template import read_template
+
+    return {**read_template(parameters=PARAMETERS).environment(logical_id), **overrides}
 
 
 def import_paths(*functions: str) -> None:
@@ -123,9 +141,21 @@ def quiet() -> Iterator[None]:
 # -- child stand-ins -------------------------------------------------------------------------------------------
 
 
+class Child(dict):
+    """A stand-in running as a child process: the JSON line it printed when ready, and ``stop()`` (the
+    system down: connections refused)."""
+
+    def __init__(self, process: subprocess.Popen, info: dict[str, Any]):
+        super().__init__(info)
+        self.process = process
+
+    def stop(self) -> None:
+        terminate(self.process)
+
+
 @contextlib.contextmanager
-def child(module: str, *args: str) -> Iterator[dict[str, Any]]:
-    """``python -m <module> serve --port 0 ...`` as a child process; yields the JSON line it prints when ready."""
+def child(module: str, *args: str) -> Iterator[Child]:
+    """``python -m <module> serve --port 0 ...`` as a child process, until the block ends."""
     process = subprocess.Popen([sys.executable, "-m", module, "serve", "--port", "0", *args],  # noqa: S603
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -133,7 +163,7 @@ def child(module: str, *args: str) -> Iterator[dict[str, Any]]:
         line = process.stdout.readline()
         if not line:
             raise RuntimeError(f"{module} did not start: {process.stderr.read() if process.stderr else ''}")
-        yield json.loads(line)
+        yield Child(process, json.loads(line))
     finally:
         terminate(process)
 
@@ -173,7 +203,7 @@ class EmulatorControl:
         return sum(1 for entry in self.requests() if entry["path"].startswith("/services/data/"))
 
 
-def emulator() -> contextlib.AbstractContextManager[dict[str, Any]]:
+def emulator() -> contextlib.AbstractContextManager[Child]:
     """The Salesforce emulator as a child process, with an allocation no benchmark can spend."""
     return child("local.salesforce", "--daily-api-limit", "100000000")
 
@@ -226,6 +256,3 @@ def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
-
-def capture_stdout() -> contextlib.AbstractContextManager[io.StringIO]:
-    return contextlib.redirect_stdout(io.StringIO())
