@@ -129,7 +129,7 @@ def test_another_user_has_another_user_id(make_access, emu) -> None:
 @pytest.mark.parametrize(("identity", "expected"), [
     ("https://login.salesforce.com/id/00D5g000004xyzAEAQ/0055g00000AbcdEAAS",
      ("00D5g000004xyzAEAQ", "0055g00000AbcdEAAS")),
-    ("https://test.salesforce.com/id/00D5g000004xyzA/0055g00000Abcd/", ("00D5g000004xyzA", "0055g00000Abcd")),
+    ("https://test.salesforce.com/id/00D5g000004xyzA/0055g00000AbcdE/", ("00D5g000004xyzA", "0055g00000AbcdE")),
     ("https://login.salesforce.com/services/oauth2/userinfo", (None, None)),
     (None, (None, None)),
 ])
