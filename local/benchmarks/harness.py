@@ -155,9 +155,15 @@ class Child(dict):
 
 @contextlib.contextmanager
 def child(module: str, *args: str) -> Iterator[Child]:
-    """``python -m <module> serve --port 0 ...`` as a child process, until the block ends."""
-    process = subprocess.Popen([sys.executable, "-m", module, "serve", "--port", "0", *args],  # noqa: S603
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """``python -m <module> serve --port 0 ...`` as a child process, until the block ends.
+
+    Started through this module's ``__main__`` (below), which turns Nagle's algorithm off for the child's
+    http.server handlers first: the billing stand-in writes headers and body in two sends and would otherwise
+    add a 40 ms delayed-ACK stall to every keep-alive request, which no real billing API does (the ERP
+    stand-in sets TCP_NODELAY itself).
+    """
+    command = [sys.executable, "-m", "local.benchmarks.harness", module, "serve", "--port", "0", *args]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603 - our own stand-ins, fixed argv
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -201,6 +207,36 @@ class EmulatorControl:
     def api_calls(self) -> int:
         """Calls that count against the org's daily allocation (every /services/data/ request)."""
         return sum(1 for entry in self.requests() if entry["path"].startswith("/services/data/"))
+
+
+class Org:
+    """The org as an administrator sets it up for a benchmark (never through the code being measured)."""
+
+    def __init__(self, info: Mapping[str, Any]):
+        from local.salesforce.connection import fetch_token, https_session
+
+        self.info = dict(info)
+        self.session = https_session(self.info)
+        self.token = fetch_token(self.info, self.session)
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        self.base = f"{info['instance_url']}/services/data/v{info['api_version']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(method, f"{self.base}/{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def create(self, sobject: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Ids of the new records, in order (sObject Collections, 200 a call, all or none)."""
+        ids: list[str] = []
+        for start in range(0, len(rows), 200):
+            records = [{"attributes": {"type": sobject}, **row} for row in rows[start:start + 200]]
+            results = self.call("POST", "composite/sobjects", json={"allOrNone": True, "records": records})
+            failed = [r for r in results if not r.get("success")]
+            if failed:
+                raise RuntimeError(f"could not create {sobject} records: {failed[:3]}")
+            ids += [r["id"] for r in results]
+        return ids
 
 
 def emulator() -> contextlib.AbstractContextManager[Child]:
@@ -256,3 +292,18 @@ def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
+
+def _serve_without_nagle(argv: list[str]) -> None:
+    """``python -m local.benchmarks.harness <module> serve ...``: run ``python -m <module> serve ...`` with
+    TCP_NODELAY on every connection its http.server accepts."""
+    import runpy
+    import socketserver
+
+    socketserver.StreamRequestHandler.disable_nagle_algorithm = True
+    module, *rest = argv
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    _serve_without_nagle(sys.argv[1:])
