@@ -143,6 +143,22 @@ def test_outputs(template):
     assert outputs["StateTableName"]["Value"] == {"Ref": "StateTable"}
 
 
+def test_every_alarm_notifies_the_alarm_topic(template):
+    """An alarm nobody hears is no alarm: each one notifies the stack's topic on ALARM and on OK."""
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    assert alarms, "the stack defines alarms"
+    silent = [name for name, alarm in alarms.items()
+              if alarm["Properties"].get("AlarmActions") != [{"Ref": "AlarmTopic"}]
+              or alarm["Properties"].get("OKActions") != [{"Ref": "AlarmTopic"}]]
+    assert silent == []
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
 def function_problems(template: dict[str, Any]) -> list[str]:
     """What is wrong with each AWS::Serverless::Function: each needs its own retained log group."""
     problems = []
