@@ -5,6 +5,7 @@
     python -m local fire SCHEDULE                           # fire a schedule of the running stack now
     python -m local put-events FILE.json                    # PutEvents on the running stack
     python -m local status                                  # the running stack's URLs, routes and schedules
+    python -m local demo                                    # all five patterns end to end, verified (make demo)
 """
 
 from __future__ import annotations
@@ -153,6 +154,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status == 200 else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from local.demo.cli import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--url", help="the running stack's API URL (default: the one `up` recorded)")
         p.add_argument("--timeout", type=float, default=900.0)
         p.set_defaults(handler=handler)
+
+    from local.demo.cli import add_arguments as demo_arguments
+
+    demo = sub.add_parser("demo", help="run one scenario through all five patterns and verify it (make demo)")
+    demo_arguments(demo)
+    demo.set_defaults(handler=cmd_demo)
 
     args = parser.parse_args(argv)
     return args.handler(args)
