@@ -8,9 +8,10 @@ SAM := $(SAM_VENV)/bin/sam
 SECURITY_VENV := $(VENV)/tools/security
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check local security-tools security
+.PHONY: help venv lint test lock clean emulator bench sam-tools sam-check local security-tools security demo
 
 help:
+	@echo "make demo      create .venv/, run all five patterns end to end on the local stack and verify them"
 	@echo "make test      create .venv/, lint, run the whole test suite"
 	@echo "make emulator  run the local Salesforce emulator in the foreground"
 	@echo "make local     run the whole stack locally (python -m local up; docs/local-stack.md)"
@@ -68,6 +69,9 @@ bench: venv
 
 local: venv
 	$(BIN)/python -m local up
+
+demo: venv
+	$(BIN)/python -m local demo
 
 emulator: venv
 	$(BIN)/python -m local.salesforce serve --port 8443 --state-dir .local-state/salesforce
