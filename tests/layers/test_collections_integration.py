@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from salesforce_access import RecordResult, Subrequest, ValidationError, soql
+from salesforce_access import RecordResult, RowLocked, Subrequest, ValidationError, soql
 
 from .conftest import api_calls, token_posts
 
@@ -103,6 +103,71 @@ def test_composite_all_or_none(make_access, emu) -> None:
     assert info.value.error_code == "REQUIRED_FIELD_MISSING"
     assert "'bad'" in str(info.value)
     assert list(access.query(soql("SELECT Id FROM Account WHERE Name = {n}", n=f"{run}-rolled"))) == []
+
+
+def test_composite_names_a_record_refused_inside_a_collection_subrequest(make_access, emu) -> None:
+    """The collection answers 200 with success false on one record; every other subrequest and record only
+    echoes the rollback. The error raised is the record's own, not PROCESSING_HALTED."""
+    access = make_access("client_credentials")
+    run = tag()
+    contacts = [{"attributes": {"type": "Contact"}, "LastName": f"{run}-0"},
+                {"attributes": {"type": "Contact"}, "FirstName": "NoLastName"},
+                {"attributes": {"type": "Contact"}, "LastName": f"{run}-2"}]
+    result = access.composite([
+        {"method": "POST", "url": "sobjects/Account", "referenceId": "account", "body": {"Name": f"{run}-acct"}},
+        {"method": "POST", "url": "composite/sobjects", "referenceId": "contacts",
+         "body": {"allOrNone": False, "records": contacts}},
+        {"method": "POST", "url": "sobjects/Account", "referenceId": "after", "body": {"Name": f"{run}-after"}},
+    ], all_or_none=True)
+    assert not result.ok
+    assert result.by_reference()["contacts"].http_status_code == 200  # the failure hides in the body
+    assert {e.error_code for e in result.errors() if e.rolled_back} == {"PROCESSING_HALTED",
+                                                                         "ALL_OR_NONE_OPERATION_ROLLED_BACK"}
+    [cause] = result.causes()
+    assert (cause.reference_id, cause.record_index, cause.error_code) == ("contacts", 1, "REQUIRED_FIELD_MISSING")
+    with pytest.raises(ValidationError) as info:
+        result.raise_for_errors()
+    assert info.value.error_code == "REQUIRED_FIELD_MISSING"
+    assert "subrequest 'contacts' record 1 failed" in str(info.value)
+    assert "LastName" in info.value.fields
+    assert list(access.query(soql("SELECT Id FROM Account WHERE Name LIKE {p}", p=f"{run}-%"))) == []
+    assert list(access.query(soql("SELECT Id FROM Contact WHERE LastName LIKE {p}", p=f"{run}-%"))) == []
+
+
+def test_a_partly_failed_collection_is_not_ok_without_all_or_none(make_access, emu) -> None:
+    access = make_access("client_credentials")
+    run = tag()
+    result = access.composite([
+        {"method": "POST", "url": "composite/sobjects", "referenceId": "accounts",
+         "body": {"allOrNone": False, "records": [{"attributes": {"type": "Account"}, "Name": f"{run}-ok"},
+                                                 {"attributes": {"type": "Account"}, "Industry": "Retail"}]}},
+    ], all_or_none=False)
+    assert not result.ok
+    assert [(e.record_index, e.error_code) for e in result.causes()] == [(1, "REQUIRED_FIELD_MISSING")]
+    with pytest.raises(ValidationError, match="record 1"):
+        result.raise_for_errors()
+    assert len(list(access.query(soql("SELECT Id FROM Account WHERE Name = {n}", n=f"{run}-ok")))) == 1
+
+
+def test_raise_for_errors_on_echoes_only_and_on_success() -> None:
+    from salesforce_access import CompositeResult
+
+    halted = CompositeResult.model_validate({"responses": [
+        {"referenceId": "a", "httpStatusCode": 400, "body": [{"errorCode": "PROCESSING_HALTED", "message": "x"}]}]})
+    with pytest.raises(ValidationError) as info:
+        halted.raise_for_errors()
+    assert info.value.error_code == "PROCESSING_HALTED"  # nothing better to report
+    fine = CompositeResult.model_validate({"responses": [
+        {"referenceId": "a", "httpStatusCode": 201, "body": {"id": "001000000000001AAA", "success": True}},
+        {"referenceId": "b", "httpStatusCode": 200, "body": [{"id": "003000000000001AAA", "success": True}]}]})
+    assert fine.ok
+    assert fine.errors() == []
+    fine.raise_for_errors()  # no exception
+    locked = CompositeResult.model_validate({"responses": [
+        {"referenceId": "b", "httpStatusCode": 200, "body": [
+            {"success": False, "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked"}]}]}]})
+    with pytest.raises(RowLocked):
+        locked.raise_for_errors()
 
 
 def test_composite_rejects_more_than_25_subrequests(make_access, emu) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from salesforce_access.budget import PollPolicy, RetryPolicy, Timeouts
     from salesforce_access.bulk import BulkApi, BulkJob, QueryPage
     from salesforce_access.collections import Collections, RecordError, RecordResult
-    from salesforce_access.composite import CompositeResult, Subrequest, SubResponse
+    from salesforce_access.composite import CompositeError, CompositeResult, Subrequest, SubResponse
     from salesforce_access.config import (
         ClientCredentialsSecret,
         JwtBearerSecret,
@@ -61,7 +61,7 @@ _EXPORTS = {
     "salesforce_access.budget": ("PollPolicy", "RetryPolicy", "Timeouts"),
     "salesforce_access.bulk": ("BulkApi", "BulkJob", "QueryPage"),
     "salesforce_access.collections": ("Collections", "RecordError", "RecordResult"),
-    "salesforce_access.composite": ("CompositeResult", "Subrequest", "SubResponse"),
+    "salesforce_access.composite": ("CompositeError", "CompositeResult", "Subrequest", "SubResponse"),
     "salesforce_access.config": (
         "ClientCredentialsSecret", "JwtBearerSecret", "SalesforceSecret", "UsernamePasswordSecret",
         "load_secret", "parse_secret",
@@ -88,6 +88,7 @@ __all__ = [
     "BulkJobFailed",
     "ClientCredentialsSecret",
     "Collections",
+    "CompositeError",
     "CompositeResult",
     "ConfigurationError",
     "ConnectionFailed",
