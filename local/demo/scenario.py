@@ -611,6 +611,7 @@ def ui_update(demo: Demo) -> None:
         timeline = Timeline(story, started_wall)
         seen_logs = len(demo.logs)
         sends = 0
+        results: list[str] = []
         quiet_since = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -630,6 +631,7 @@ def ui_update(demo: Demo) -> None:
                     why = {"stale": "older than the record: ignored", "duplicate": "already applied: ignored",
                            "published": "Shipment__c upserted, Shipment_Status__e published"}
                     result = record.get("result", "?")
+                    results.append(result)
                     timeline.add(record, f"bus -> publisher    {record.get('status', '?'):<17} "
                                          f"{result}: {why.get(result, record.get('detail') or '')}")
             for message in messages:
@@ -680,10 +682,16 @@ def ui_update(demo: Demo) -> None:
                     shipment.get("Order__c") == order_id, f"{shipment.get('Order__c')}")
     story.check("nothing in the publisher's dead-letter queue",
                 demo.queue_depth("ShipmentStatusDeadLetterQueue") == 0)
-    story.check("Salesforce was called only by the publisher's invocations that changed something",
-                sf_calls > 0)
+    published = results.count("published")
+    calls = seen[0]
+    story.check(f"only the {published} newer statuses reached Salesforce (one upsert and one event each); "
+                "the late and the duplicate event wrote nothing",
+                published == len(statuses) and calls.get("POST composite/sobjects") == published
+                and calls.get("PATCH composite/sobjects/Shipment__c/Tracking_Number__c") == published
+                and len(results) == len(sending), f"publisher results {results}, calls {dict(calls)}")
     demo.facts["ui_update"] = {"tracking_number": TRACKING_NUMBER, "sent": len(sending), "ui_received": statuses,
-                               "shipment": shipment, "salesforce_api_calls": sf_calls}
+                               "shipment": shipment, "salesforce_api_calls": sf_calls,
+                               "publisher_results": results}
 
 
 PATTERNS: list[tuple[str, str, Callable[[Demo], None], tuple[str, ...]]] = [
