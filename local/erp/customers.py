@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from .server import ErpApp
 
 SALESFORCE_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
-CUSTOMER_ID = re.compile(r"^C-\d{6}$")
+CUSTOMER_ID = re.compile(r"^C-\d{6,}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ADDRESS_FIELDS = ("street", "city", "postal_code", "country")
 WRITABLE = ("name", "email", "phone", "billing_address", "active")
@@ -101,20 +102,44 @@ def _check_salesforce_id(value: object) -> str:
 
 
 class Customers:
-    """In-memory customers; the caller (ErpApp) holds the lock around every call."""
+    """In-memory customers; the caller (ErpApp) holds the lock around every call.
+
+    The listing by ``(updated_at, customer_id)`` reads a change log kept in that order: every stamp appends
+    ``(updated_at, customer_id)`` (stamps only grow, so appending keeps it sorted), an entry whose customer
+    has been stamped again since is skipped when read, and the log is compacted once stale entries outnumber
+    live ones. A page is then a binary search plus O(page) (amortised), not a sort of every customer.
+    """
 
     def __init__(self) -> None:
         self.clock = StrictClock()
         self.reset()
 
     def reset(self) -> None:
-        self.by_id: dict[str, Customer] = {}
-        self.by_salesforce_id: dict[str, str] = {}
+        """The seed customers, and nothing else; ids start again at C-000001."""
+        self.clear()
         self._serial = 0
         for name, email, phone, (street, city, postal_code, country) in SEED:
             self._create(None, {"name": name, "email": email, "phone": phone, "active": True,
                                 "billing_address": {"street": street, "city": city, "postal_code": postal_code,
                                                     "country": country}}, "seed")
+
+    def clear(self) -> None:
+        """No customers at all (tests and benchmarks that bring their own)."""
+        self.by_id: dict[str, Customer] = {}
+        self.by_salesforce_id: dict[str, str] = {}
+        self._log: list[tuple[datetime, str]] = []
+        self._serial = getattr(self, "_serial", 0)  # ids are never reused, even after a clear
+
+    def create(self, body: dict) -> Customer:
+        """A customer entered in the ERP (``POST /customers``): writable fields, optional ``salesforce_id``."""
+        salesforce_id = body.get("salesforce_id")
+        if salesforce_id is not None:
+            _check_salesforce_id(salesforce_id)
+            owner = self.by_salesforce_id.get(salesforce_id)
+            if owner is not None:
+                raise ErpError(409, "DUPLICATE_SALESFORCE_ID", f"{salesforce_id} belongs to customer {owner}")
+        fields = _validate(body, creating=True)
+        return self._create(salesforce_id, fields, _updated_by(body))
 
     def _create(self, salesforce_id: str | None, fields: dict, updated_by: str) -> Customer:
         self._serial += 1
@@ -125,7 +150,26 @@ class Customers:
         self.by_id[customer.customer_id] = customer
         if salesforce_id:
             self.by_salesforce_id[salesforce_id] = customer.customer_id
+        self._logged(customer)
         return customer
+
+    def _stamp(self, customer: Customer, updated_by: str) -> None:
+        customer.updated_at = self.clock.stamp()
+        customer.updated_by = updated_by
+        self._logged(customer)
+
+    def _logged(self, customer: Customer) -> None:
+        entry = (customer.updated_at, customer.customer_id)
+        if not self._log or self._log[-1] < entry:
+            self._log.append(entry)
+        else:  # a stamp taken outside the lock arrived late: still kept in order
+            bisect.insort(self._log, entry)
+        if len(self._log) > 2 * len(self.by_id) + 1024:
+            self._log = [item for item in self._log if self._live(item)]
+
+    def _live(self, entry: tuple[datetime, str]) -> bool:
+        customer = self.by_id.get(entry[1])
+        return customer is not None and customer.updated_at == entry[0]
 
     def _apply(self, customer: Customer, fields: dict, updated_by: str) -> bool:
         """Apply changes; stamp only if something changed. True if it did."""
@@ -136,8 +180,7 @@ class Customers:
             return False
         for key, value in changed.items():
             setattr(customer, key, value)
-        customer.updated_at = self.clock.stamp()
-        customer.updated_by = updated_by
+        self._stamp(customer, updated_by)
         return True
 
     def get_by_salesforce_id(self, salesforce_id: str) -> Customer | None:
@@ -154,6 +197,7 @@ class Customers:
         return ("updated" if self._apply(existing, fields, updated_by) else "unchanged"), existing
 
     def update(self, customer: Customer, body: dict) -> bool:
+        """An edit of some fields and/or the Salesforce link; validated in full before anything changes."""
         if "salesforce_id" in body:
             salesforce_id = body["salesforce_id"]
             if salesforce_id is not None:
@@ -163,24 +207,31 @@ class Customers:
                     raise ErpError(409, "DUPLICATE_SALESFORCE_ID", f"{salesforce_id} belongs to customer {owner}")
         fields = _validate(body, creating=False)
         updated_by = _updated_by(body)
-        changed = self._apply(customer, fields, updated_by)
-        if "salesforce_id" in body and body["salesforce_id"] != customer.salesforce_id:
+        relink = "salesforce_id" in body and body["salesforce_id"] != customer.salesforce_id
+        if relink:
             if customer.salesforce_id:
                 self.by_salesforce_id.pop(customer.salesforce_id, None)
             customer.salesforce_id = body["salesforce_id"]
             if customer.salesforce_id:
                 self.by_salesforce_id[customer.salesforce_id] = customer.customer_id
-            customer.updated_at, customer.updated_by, changed = self.clock.stamp(), updated_by, True
-        return changed
+        changed = self._apply(customer, fields, updated_by)
+        if relink and not changed:
+            self._stamp(customer, updated_by)
+        return changed or relink
 
-    def changed_since(self, since: datetime | None, after: tuple[str, str] | None, limit: int) -> list[Customer]:
+    def changed_since(self, since: datetime | None, after: tuple[datetime, str] | None, limit: int) -> list[Customer]:
         """Customers with updated_at >= since, ordered by (updated_at, customer_id), after the cursor key."""
-        rows = sorted(self.by_id.values(), key=lambda c: (c.updated_at, c.customer_id))
-        if since is not None:
-            rows = [c for c in rows if c.updated_at >= since]
+        start = bisect.bisect_left(self._log, (since, "")) if since is not None else 0
         if after is not None:
-            rows = [c for c in rows if (format_time(c.updated_at), c.customer_id) > after]
-        return rows[:limit]
+            start = max(start, bisect.bisect_right(self._log, after))
+        rows: list[Customer] = []
+        for index in range(start, len(self._log)):
+            entry = self._log[index]
+            if self._live(entry):
+                rows.append(self.by_id[entry[1]])
+                if len(rows) >= limit:
+                    break
+        return rows
 
 
 def _encode_cursor(since: str | None, last: Customer) -> str:
@@ -188,12 +239,21 @@ def _encode_cursor(since: str | None, last: Customer) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str | None, tuple[str, str]]:
+def _decode_cursor(cursor: str) -> tuple[str | None, tuple[datetime, str]]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return data["s"], (str(data["u"]), str(data["c"]))
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        return data["s"], (parse_time(str(data["u"])), str(data["c"]))
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         raise ErpError(400, "INVALID_CURSOR", "cursor is not one this API returned") from None
+
+
+def _bulk_rows(req: Request) -> list:
+    rows = req.json_object().get("customers")
+    if not isinstance(rows, list) or not rows:
+        raise ErpError(400, "INVALID_BULK", "customers must be a non-empty list")
+    if len(rows) > MAX_BULK:
+        raise ErpError(413, "TOO_MANY_CUSTOMERS", f"at most {MAX_BULK} customers per request, got {len(rows)}")
+    return rows
 
 
 def register(app: ErpApp, customers: Customers) -> None:
@@ -263,11 +323,7 @@ def register(app: ErpApp, customers: Customers) -> None:
             return Reply(201 if result == "created" else 200, {"result": result, "customer": customer.as_json()})
 
     def bulk_upsert(req: Request) -> Reply:
-        rows = req.json_object().get("customers")
-        if not isinstance(rows, list) or not rows:
-            raise ErpError(400, "INVALID_BULK", "customers must be a non-empty list")
-        if len(rows) > MAX_BULK:
-            raise ErpError(413, "TOO_MANY_CUSTOMERS", f"at most {MAX_BULK} customers per request, got {len(rows)}")
+        rows = _bulk_rows(req)
         results = []
         with app.lock:
             for index, row in enumerate(rows):
@@ -285,8 +341,38 @@ def register(app: ErpApp, customers: Customers) -> None:
                                     "result": "error", "error": {"code": exc.code, "message": exc.message}})
         return Reply(200, {"results": results})
 
+    def create_customer(req: Request) -> Reply:
+        body = req.json_object()
+        with app.lock:
+            customer = customers.create(body)
+            return Reply(201, {"result": "created", "customer": customer.as_json()})
+
+    def bulk_update(req: Request) -> Reply:
+        rows = _bulk_rows(req)
+        results = []
+        with app.lock:
+            for index, row in enumerate(rows):
+                customer_id = row.get("customer_id") if isinstance(row, dict) else None
+                try:
+                    if not isinstance(row, dict):
+                        raise ErpError(400, "INVALID_BULK", "every customer must be a JSON object")
+                    if not isinstance(customer_id, str) or not CUSTOMER_ID.match(customer_id):
+                        raise ErpError(400, "INVALID_CUSTOMER_ID", f"not a customer id: {customer_id!r}")
+                    customer = find(customer_id)
+                    changed = customers.update(customer, {k: v for k, v in row.items() if k != "customer_id"})
+                    results.append({"index": index, "customer_id": customer_id,
+                                    "salesforce_id": customer.salesforce_id,
+                                    "result": "updated" if changed else "unchanged",
+                                    "updated_at": format_time(customer.updated_at)})
+                except ErpError as exc:  # one bad row fails alone (and changes nothing); the others are written
+                    results.append({"index": index, "customer_id": customer_id, "result": "error",
+                                    "error": {"code": exc.code, "message": exc.message}})
+        return Reply(200, {"results": results})
+
     app.router.add("GET", "/customers", list_customers)
+    app.router.add("POST", "/customers", create_customer)
     app.router.add("POST", "/customers/bulk-upsert", bulk_upsert)
+    app.router.add("POST", "/customers/bulk-update", bulk_update)
     app.router.add("GET", "/customers/by-salesforce-id/{salesforce_id}", get_by_salesforce_id)
     app.router.add("PUT", "/customers/by-salesforce-id/{salesforce_id}", put_by_salesforce_id)
     app.router.add("GET", "/customers/{customer_id}", get_customer)

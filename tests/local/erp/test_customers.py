@@ -137,3 +137,68 @@ def test_bulk_upsert_takes_500_and_refuses_501(http):
     assert (too_many.status_code, too_many.json()["code"]) == (413, "TOO_MANY_CUSTOMERS")
     ok = http.post("/customers/bulk-upsert", json={"customers": rows[:500]})
     assert [r["result"] for r in ok.json()["results"]] == ["created"] * 500
+
+
+def test_create_without_a_salesforce_id_then_link_it(http):
+    created = http.post("/customers", json={"name": " New Customer ", "email": "new@x.example",
+                                            "updated_by": "erp-clerk"})
+    assert created.status_code == 201
+    record = created.json()["customer"]
+    assert (record["name"], record["salesforce_id"], record["updated_by"], record["active"]) == (
+        "New Customer", None, "erp-clerk", True)
+    assert http.get(f"/customers/{record['customer_id']}").json() == record
+    listed = http.get("/customers", params={"updated_since": record["updated_at"]}).json()["items"]
+    assert [c["customer_id"] for c in listed] == [record["customer_id"]]
+    linked = http.post("/customers", json={"name": "Linked at birth", "salesforce_id": SF_1}).json()["customer"]
+    assert http.get(f"/customers/by-salesforce-id/{SF_1}").json()["customer_id"] == linked["customer_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [({"email": "x@y.example"}, 400, "REQUIRED_FIELD_MISSING"), ({"name": "A", "colour": "red"}, 400, "UNKNOWN_FIELD"),
+     ({"name": "A", "salesforce_id": "nope"}, 400, "INVALID_SALESFORCE_ID"),
+     ({"name": "A", "salesforce_id": SF_1}, 409, "DUPLICATE_SALESFORCE_ID"),
+     ({"name": "A", "updated_by": ""}, 400, "INVALID_FIELD")],
+)
+def test_bad_creates_write_nothing(http, body, status, code):
+    http.put(f"/customers/by-salesforce-id/{SF_1}", json=customer())
+    before = http.get("/customers", params={"limit": 500}).json()["items"]
+    response = http.post("/customers", json=body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    assert http.get("/customers", params={"limit": 500}).json()["items"] == before
+
+
+def test_bulk_update_links_many_by_customer_id_row_by_row(http):
+    ids = [http.post("/customers", json={"name": f"Unlinked {i}"}).json()["customer"]["customer_id"]
+           for i in range(4)]
+    http.put(f"/customers/by-salesforce-id/{SF_2}", json=customer("Owner of SF_2"))
+    before = {c["customer_id"]: c for c in http.get("/customers", params={"limit": 500}).json()["items"]}
+    rows = [{"customer_id": ids[0], "salesforce_id": SF_1, "updated_by": "salesforce-sync"},
+            {"customer_id": ids[1], "salesforce_id": SF_2, "updated_by": "salesforce-sync"},  # taken
+            {"customer_id": "C-999999", "salesforce_id": "001000000000009AAA"},
+            {"customer_id": ids[2], "salesforce_id": "001000000000003AAA", "phone": "+1 555", "updated_by": "sync"},
+            {"customer_id": ids[3], "salesforce_id": "001000000000004AAA", "email": "broken"},
+            {"salesforce_id": "001000000000005AAA"}, "not an object"]
+    results = http.post("/customers/bulk-update", json={"customers": rows}).json()["results"]
+    assert [r["result"] for r in results] == ["updated", "error", "error", "updated", "error", "error", "error"]
+    assert [r["error"]["code"] for r in results if r["result"] == "error"] == [
+        "DUPLICATE_SALESFORCE_ID", "CUSTOMER_NOT_FOUND", "INVALID_FIELD", "INVALID_CUSTOMER_ID", "INVALID_BULK"]
+    assert http.get(f"/customers/by-salesforce-id/{SF_1}").json()["customer_id"] == ids[0]
+    third = http.get(f"/customers/{ids[2]}").json()
+    assert (third["salesforce_id"], third["phone"], third["updated_by"]) == ("001000000000003AAA", "+1 555", "sync")
+    assert third["updated_at"] == results[3]["updated_at"] > before[ids[2]]["updated_at"]
+    for unchanged in (ids[1], ids[3]):  # a refused row changes nothing, not even half of itself
+        assert http.get(f"/customers/{unchanged}").json() == before[unchanged]
+    again = http.post("/customers/bulk-update", json={"customers": rows[:1]}).json()["results"]
+    assert again[0]["result"] == "unchanged"
+    assert again[0]["updated_at"] == results[0]["updated_at"]
+
+
+def test_bulk_update_takes_500_and_refuses_501(http):
+    rows = [{"customer_id": "C-000001", "phone": f"+1 {i}"} for i in range(501)]
+    too_many = http.post("/customers/bulk-update", json={"customers": rows})
+    assert (too_many.status_code, too_many.json()["code"]) == (413, "TOO_MANY_CUSTOMERS")
+    assert http.post("/customers/bulk-update", json={"customers": []}).json()["code"] == "INVALID_BULK"
+    ok = http.post("/customers/bulk-update", json={"customers": rows[:500]}).json()["results"]
+    assert [r["result"] for r in ok] == ["updated"] * 500
+    assert http.get("/customers/C-000001").json()["phone"] == "+1 499"
