@@ -23,7 +23,7 @@ import pytest
 import schemathesis
 from billing_consumer import handler as consumer
 from billing_consumer.models import to_18
-from hypothesis import event, example, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
@@ -222,6 +222,10 @@ def test_arbitrary_bodies_are_refused(billing_consumer: Consumer, body: str) -> 
     assert_refused(billing_consumer.deliver(body), billing_consumer.logs)
 
 
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable() and not value[:1].isspace()
+
+
 @given(case=st.one_of(CONTRACTS_API.as_strategy(GenerationMode.POSITIVE),
                       CONTRACTS_API.as_strategy(GenerationMode.NEGATIVE)))
 @FEW
@@ -230,10 +234,13 @@ def test_bodies_from_the_api_model(billing_consumer: Consumer, case: Any) -> Non
     raw = case.body  # negative cases may be bytes or text that is not JSON
     body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw if isinstance(raw, str) \
         else json.dumps(raw)
+    request_id = case.body.get("request_id") if isinstance(case.body, dict) else None
+    # Known bug, reported: see test_request_id_that_is_not_a_header_value_is_billed below.
+    assume(not isinstance(request_id, str) or _header_safe(request_id))
     delivery = billing_consumer.deliver(body)
     reasons = {d["failure_reason"] for d in delivery.dead_letters}
-    event(f"outcome {sorted(reasons) or delivery.failed or 'billed'}")
-    assert delivery.failed == [] or reasons == set(), delivery
+    event(f"outcome {sorted(reasons) or 'billed'}")
+    assert delivery.failed == [], "billing and Salesforce are up: nothing is left for a retry"
     if "invalid_message" in reasons:
         assert delivery.billing_calls == 0
         assert delivery.salesforce_writes == 0
@@ -262,3 +269,19 @@ def test_extra_fields_do_not_stop_a_valid_contract(billing_consumer: Consumer) -
                                        "maxReceiveCount instead of dead-lettered at once - reported")
 def test_deeply_nested_body_is_refused_at_once(billing_consumer: Consumer) -> None:
     assert_refused(billing_consumer.deliver(deeply_nested(5_000)), billing_consumer.logs)
+
+
+@pytest.mark.parametrize("request_id", ["line\nbreak", " leading-space", "caf\u00e9-\u2603"],
+                         ids=["newline", "leading-space", "non-latin-1"])
+@pytest.mark.xfail(strict=True, reason="request_id (any string up to 100 characters in the API model) is sent to "
+                                       "billing as the X-Correlation-Id header: requests refuses it, the message "
+                                       "is retried as billing_unavailable until the DLQ, never billed - reported")
+def test_request_id_that_is_not_a_header_value_is_billed(billing_consumer: Consumer, request_id: str) -> None:
+    access = get_access()
+    account = access.request("POST", "sobjects/Account", json={"Name": "Header Ltd"})["id"]
+    contract = access.request("POST", "sobjects/Contract", json={
+        "AccountId": account, "StartDate": "2025-03-01", "ContractTerm": 12, "Billing_Status__c": "Pending"})["id"]
+    delivery = billing_consumer.deliver(json.dumps(api_body(contract_id=contract, account_id=account,
+                                                            request_id=request_id)))
+    assert (delivery.failed, delivery.dead_letters) == ([], [])
+    assert len(billing_consumer.billing.accounts(to_18(contract))) == 1
