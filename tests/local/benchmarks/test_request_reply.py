@@ -18,6 +18,7 @@ def test_a_small_run_measures_both_sides_and_the_breaker():
     assert results["handler_p50_ms"] >= 5  # ...and in every call through the handler (cache bypassed)
     assert results["direct_p50_ms"] <= results["direct_p99_ms"]
     assert results["handler_p50_ms"] <= results["handler_p99_ms"]
+    assert 0 < results["own_p50_ms"] < results["handler_p50_ms"]  # the ERP call is most of an invocation
     assert results["cached_p50_ms"] < results["handler_p50_ms"]  # no ERP call
     assert results["calls_to_open"] == 3  # the template's BREAKER_FAILURE_THRESHOLD
     assert results["down_closed_answers"] == {"503 ERP_UNAVAILABLE": 3}
@@ -28,4 +29,5 @@ def test_a_small_run_measures_both_sides_and_the_breaker():
     text = request_reply.report(results)
     assert "30 warm calls each way" in text
     assert "overhead added by the function" in text
+    assert "outside its ERP adapter" in text
     assert "503 ERP_CIRCUIT_OPEN x10" in text
