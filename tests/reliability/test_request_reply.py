@@ -72,7 +72,8 @@ def test_a_dropped_connection_is_retried_and_a_dropping_erp_is_a_503(invoke, erp
 
 def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_marked(invoke, configure, erp,
                                                                                      erp_calls, observed):
-    configure(AVAILABILITY_CACHE_TTL_SECONDS="0.05", AVAILABILITY_STALE_IF_ERROR_SECONDS="60")
+    configure(AVAILABILITY_CACHE_TTL_SECONDS="0.05", AVAILABILITY_STALE_IF_ERROR_SECONDS="60",
+              BREAKER_RESET_SECONDS="0.3")
     fresh = invoke("GET", "/products/SKU-1001/availability").body
     time.sleep(0.1)
     erp.go_down()  # connections refused
@@ -92,7 +93,7 @@ def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_mar
     assert observed.logs("ERP circuit opened")
 
     erp.come_up()
-    time.sleep(1.05)  # BREAKER_RESET_SECONDS: the next call is the trial that closes the circuit
+    time.sleep(0.35)  # BREAKER_RESET_SECONDS: the next call is the trial that closes the circuit
     answers_everything(invoke)
 
 

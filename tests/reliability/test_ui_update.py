@@ -80,7 +80,7 @@ def sqs_batch(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": [{"messageId": f"m{i}", "body": json.dumps(e)} for i, e in enumerate(events)]}
 
 
-def shown_once(org: Any, page: Any, number: str, status: str, wait: float = 1.0) -> None:
+def shown_once(org: Any, page: Any, number: str, status: str, wait: float = 0.5) -> None:
     """The record holds the status and the page received exactly one event for it (a second one would have
     come within `wait` seconds: the events of one call arrive together)."""
     assert org.shipment(number)["Status__c"] == status
@@ -89,7 +89,7 @@ def shown_once(org: Any, page: Any, number: str, status: str, wait: float = 1.0)
 
 def each_shown_once(org: Any, page: Any, numbers: list[str], status: str) -> None:
     for index, number in enumerate(numbers):
-        shown_once(org, page, number, status, wait=1.0 if index == 0 else 0)
+        shown_once(org, page, number, status, wait=0.5 if index == 0 else 0)
 
 
 # -- Salesforce faults -------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_a_lasting_salesforce_fault_ends_in_the_dlq_and_the_redriven_event_is_pu
     assert dead["responsePayload"]["errorType"] in {"ServiceUnavailable", "RowLocked", "RequestLimitExceeded"}
     assert len(lambda_async.errors) == 1 + MAXIMUM_RETRY_ATTEMPTS
     assert org.shipment(number)["Status__c"] == "Delivered"
-    assert page.events(number, 1, timeout=0.5) == []
+    assert page.events(number, 1, timeout=0.3) == []
     salesforce.clear_faults()
     salesforce.clear_requests()
 
