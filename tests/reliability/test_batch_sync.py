@@ -75,18 +75,15 @@ class Admin:
 
 
 class Erp:
-    """The ERP stand-in, empty, and what a clerk does in the ERP (its HTTP API has no plain create)."""
+    """The ERP stand-in, empty, and what a clerk enters in the ERP."""
 
     def __init__(self, server: ErpServer):
         self.server = server
-        with server.app.lock:
-            server.customers.by_id.clear()
-            server.customers.by_salesforce_id.clear()
+        server.customers.clear()  # the seed customers would join every sync
 
     def create(self, names: list[str]) -> None:
-        with self.server.app.lock:
-            for name in names:
-                self.server.customers._create(None, {"name": name, "active": True}, "erp-clerk")
+        for name in names:
+            self.server.customers.create({"name": name, "active": True, "updated_by": "erp-clerk"})
 
     def customers(self) -> list[dict[str, Any]]:
         return requests.get(f"{self.server.url}/customers", params={"limit": 500}, timeout=10).json()["items"]
