@@ -22,7 +22,7 @@ class Settings(BaseModel):
     erp_read_timeout_seconds: float = Field(30.0, gt=0, le=120)
     erp_max_attempts: int = Field(4, ge=1, le=10)
     erp_user: str = Field("salesforce-sync", min_length=1, max_length=80)  # the ERP's updated_by for our writes
-    integration_user_id: str = ""  # empty: looked up from the secret's username
+    integration_user_id: str = ""  # empty: the token's own user (access.user_id)
     watermark_lag_seconds: float = Field(60.0, ge=0, le=3600)
     time_reserve_seconds: float = Field(90.0, ge=0, le=600)
     lock_ttl_seconds: int = Field(1800, ge=60, le=86400)

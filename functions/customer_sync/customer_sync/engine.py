@@ -15,7 +15,6 @@ Phases, in order (docs/batch-sync.md explains why this order):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
@@ -28,7 +27,6 @@ from .state import RunState
 
 PHASES = ("erp_to_salesforce", "salesforce_to_erp", "salesforce_deletes")
 SF_CHUNK = 200  # sObject Collections' limit, and the size of one conflict-check query
-LINK_WORKERS = 8  # concurrent ERP link calls (the ERP has no bulk link endpoint)
 
 
 class OutOfTime(Exception):
@@ -296,22 +294,17 @@ class SyncEngine:
                                 customer_id=customer_id, salesforce_id=salesforce_id)
 
     def _link_erp(self, links: Iterable[list[str]]) -> None:
-        """Record Account Ids on ERP customers (idempotent: an unchanged link stamps nothing)."""
-        from .erp import ErpRejected
-
-        def one(link: list[str]) -> tuple[list[str], Exception | None]:
-            try:
-                self.ctx.erp.link(link[0], link[1], self.ctx.erp_user)
-                return link, None
-            except ErpRejected as exc:
-                return link, exc
-
-        with ThreadPoolExecutor(LINK_WORKERS) as pool:
-            for (cid, sfid), error in pool.map(one, links):
-                if error is not None:
+        """Record Account Ids on ERP customers, 500 per bulk update (idempotent: an unchanged link stamps
+        nothing, so a replay after a hand-over writes nothing twice)."""
+        for batch in _chunks(links, MAX_BULK):
+            rows = [{"customer_id": cid, "salesforce_id": sfid, "updated_by": self.ctx.erp_user} for cid, sfid in batch]
+            for (cid, sfid), result in zip(batch, self.ctx.erp.bulk_update(rows), strict=True):
+                if result.get("result") == "error":
+                    error = result.get("error") or {}
                     self.run.count("failed")
                     self.ctx.report.failure("erp_to_salesforce", code="LINK_FAILED", customer_id=cid,
-                                            salesforce_id=sfid, message=str(error))
+                                            salesforce_id=sfid,
+                                            message=f"{error.get('code', 'ERROR')}: {error.get('message', '')}")
 
     def _finish_ingest_job(self, job: dict[str, Any]) -> None:
         """Wait for a Bulk job, report its failed rows, count its results and link new Accounts."""
@@ -364,13 +357,12 @@ class SyncEngine:
             self._save()
         while True:
             self._tick()
-            page = sf.bulk_page(cp["job_id"], cp["locator"], self.ctx.bulk_query_page_size)
-            rows = islice(page.rows, cp["offset"], None)
-            offset = cp["offset"]
-            for chunk in _chunks(rows, MAX_BULK):
-                self._tick()
-                offset += len(chunk)
-                self._accounts_to_erp(chunk, {"offset": offset})
+            with sf.bulk_page(cp["job_id"], cp["locator"], self.ctx.bulk_query_page_size) as page:
+                offset = cp["offset"]
+                for chunk in _chunks(islice(page.rows, offset, None), MAX_BULK):
+                    self._tick()
+                    offset += len(chunk)
+                    self._accounts_to_erp(chunk, {"offset": offset})
             if page.next_locator is None:
                 return
             cp.update(locator=page.next_locator, offset=0)

@@ -1,8 +1,8 @@
 """The ERP adapter: the customer endpoints of local/erp (watermark listing, bulk upsert by Salesforce Id,
-link, deactivate), with timeouts on every call and retries with backoff.
+bulk update by customer id, deactivate), with timeouts on every call and retries with backoff.
 
-Every call it makes is safe to repeat (listing reads; bulk upsert and PUT are upserts by key; PATCH of a
-link and deactivate set a value and a no-op write stamps nothing), so connection errors, timeouts, 429 and
+Every call it makes is safe to repeat (listing reads; bulk upsert is an upsert by key; bulk update and
+deactivate set values, and a no-op write stamps nothing), so connection errors, timeouts, 429 and
 502/503/504 are retried. urllib3's Retry does the backoff (no hand-written loop); Retry-After is not
 honoured because the ERP's maintenance answer asks for 30 s, longer than a sync chunk should stall: the
 run pauses instead and the next one resumes.
@@ -19,7 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-MAX_BULK = 500  # the ERP's limit per bulk-upsert request
+MAX_BULK = 500  # the ERP's limit per bulk-upsert and bulk-update request
 
 
 class ErpUnavailable(Exception):
@@ -118,13 +118,13 @@ class ErpCustomers:
             raise self._rejected(status, body)
         return body["results"]
 
-    def link(self, customer_id: str, salesforce_id: str, updated_by: str) -> str:
-        """Record the Salesforce Id on an ERP customer: "updated", "unchanged", or raises ErpRejected."""
-        status, body = self._call("PATCH", f"/customers/{quote(customer_id, safe='')}",
-                                  json={"salesforce_id": salesforce_id, "updated_by": updated_by})
-        if status != 200:
+    def bulk_update(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Update ≤ 500 customers by customer_id (here: link them to their Account); one result per row
+        (``result``: updated, unchanged or error with ``error.code`` / ``error.message``)."""
+        status, body = self._call("POST", "/customers/bulk-update", json={"customers": list(rows)})
+        if status != 200 or not isinstance(body, dict) or len(body.get("results", [])) != len(rows):
             raise self._rejected(status, body)
-        return body["result"]
+        return body["results"]
 
     def deactivate(self, customer_id: str, updated_by: str) -> str | None:
         """"updated" / "unchanged", or None when the ERP has no such customer."""

@@ -8,17 +8,14 @@ snapshot kept 7 days, so re-reading a page gives the same rows).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from salesforce_access import soql
-from salesforce_access.bulk import iter_text_lines
 
 if TYPE_CHECKING:
-    from salesforce_access import BulkJob, RecordResult, SalesforceAccess
+    from salesforce_access import BulkJob, QueryPage, RecordResult, SalesforceAccess
 
 SOBJECT = "Account"
 EXTERNAL_ID = "ERP_Customer_Id__c"
@@ -38,22 +35,10 @@ def sf_watermark(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _literal(watermark: str) -> str:
-    """A SOQL datetime literal with milliseconds. quote_soql drops them, but key-set paging compares
-    SystemModstamp for equality, so they matter. The text comes from `sf_watermark`, never from input."""
-    return sf_watermark(parse_sf_datetime(watermark))
-
-
 def _select(fields: Sequence[str], where: str, order: str = "") -> str:
     """SELECT ... FROM Account WHERE ...: names are constants or validated mapping fields, values are
-    quoted by soql() or rendered by _literal()."""
+    quoted by soql() (datetimes with their milliseconds)."""
     return f"SELECT {', '.join(fields)} FROM {SOBJECT} WHERE {where}{order}"  # noqa: S608 - see docstring
-
-
-@dataclass(frozen=True)
-class BulkPage:
-    rows: Iterator[dict[str, str]]
-    next_locator: str | None
 
 
 class SalesforceAccounts:
@@ -64,28 +49,25 @@ class SalesforceAccounts:
 
     @staticmethod
     def integration_user_id(access: SalesforceAccess) -> str:
-        """The Id of the user the sync writes as: the secret's username looked up in User (one query)."""
-        username = getattr(access.settings, "username", None)
-        if not username:
-            raise LookupError("the Salesforce secret has no username (client credentials flow): set "
+        """The Id of the user the sync writes as: the token's own user (no query)."""
+        user_id = access.user_id
+        if not user_id:
+            raise LookupError("Salesforce's token response named no user (no identity URL): set "
                               "SYNC_INTEGRATION_USER_ID to the integration user's Id")
-        rows = list(access.query(soql("SELECT Id FROM User WHERE Username = {u}", u=username)))
-        if len(rows) != 1:
-            raise LookupError("the integration user named by the Salesforce secret was not found in User")
-        return rows[0]["Id"]
+        return user_id
 
     # -- change queries -------------------------------------------------------------------------------
 
     def _where(self, window_from: str | None, cutoff: str, after: Sequence[str] | None, deleted: bool) -> str:
-        parts = [soql("LastModifiedById != {u}", u=self.user_id), f"SystemModstamp <= {_literal(cutoff)}"]
+        parts = [soql("LastModifiedById != {u}", u=self.user_id),
+                 soql("SystemModstamp <= {c}", c=parse_sf_datetime(cutoff))]
         if deleted:
             parts.append("IsDeleted = true")
         if window_from:
-            parts.append(f"SystemModstamp > {_literal(window_from)}")
-        if after:
-            stamp = _literal(after[0])
-            parts.append(f"(SystemModstamp > {stamp} OR (SystemModstamp = {stamp} AND "
-                         + soql("Id > {i}", i=after[1]) + "))")
+            parts.append(soql("SystemModstamp > {f}", f=parse_sf_datetime(window_from)))
+        if after:  # key-set paging: equality on the stamp needs its milliseconds, which quote_soql keeps
+            parts.append(soql("(SystemModstamp > {s} OR (SystemModstamp = {s} AND Id > {i}))",
+                              s=parse_sf_datetime(after[0]), i=after[1]))
         return " AND ".join(parts)
 
     def count_changes(self, window_from: str | None, cutoff: str) -> int:
@@ -107,22 +89,9 @@ class SalesforceAccounts:
     def wait_bulk(self, job_id: str, kind: str) -> BulkJob:
         return self.access.bulk.wait(job_id, kind)  # type: ignore[arg-type]
 
-    def bulk_page(self, job_id: str, locator: str | None, page_size: int) -> BulkPage:
+    def bulk_page(self, job_id: str, locator: str | None, page_size: int) -> QueryPage:
         """One page of a finished query job, streamed; `next_locator` None on the last page."""
-        params: dict[str, Any] = {"maxRecords": page_size}
-        if locator:
-            params["locator"] = locator
-        response = self.access.send("GET", f"jobs/query/{job_id}/results", params=params, stream=True,
-                                    headers={"Accept": "text/csv"})
-        next_locator = response.headers.get("Sforce-Locator")
-
-        def rows() -> Iterator[dict[str, str]]:
-            try:
-                yield from csv.DictReader(iter_text_lines(response))
-            finally:
-                response.close()
-
-        return BulkPage(rows(), None if not next_locator or next_locator == "null" else next_locator)
+        return self.access.bulk.query_page(job_id, locator, page_size=page_size)
 
     def matches(self, salesforce_ids: Iterable[str], customer_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Accounts (deleted ones too) linked to these keys: the conflict and link check of one chunk."""

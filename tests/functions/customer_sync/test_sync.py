@@ -138,3 +138,47 @@ def test_per_record_failures_are_reported_while_the_rest_commit(stack, admin, er
                         ("salesforce_to_erp", "INVALID_FIELD", None, blank)]
     assert len(erp.customers()) == 8
     assert len(admin.accounts()) == 8
+
+
+def test_new_accounts_are_linked_to_the_erp_in_bulk_and_the_sync_user_comes_from_the_token(stack, admin, erp,
+                                                                                          salesforce):
+    for n in range(30):
+        erp.create(f"ERP Customer {n}")
+    erp.server.clear_requests()
+    salesforce.clear_requests()
+
+    answer = stack.start()
+
+    api = [r["path"].split("/services/data/")[-1] for r in salesforce.requests() if "/services/data/" in r["path"]]
+    assert api == [f"v{salesforce.info['api_version']}/sobjects/Account/describe"]  # no query for the user
+    [user] = admin.query(f"SELECT Id FROM User WHERE Username = '{salesforce.info['username']}'")  # noqa: S608
+    assert stack.run_item(answer["run_id"])["integration_user_id"] == user["Id"]
+    stack.drain()
+    assert stack.summary(answer["run_id"])["created"] == 30
+    assert_equal_sides(admin, erp)
+    writes = [(r["method"], r["path"]) for r in erp.writes()]
+    assert writes == [("POST", "/customers/bulk-update")]  # 30 links in one call, not one PATCH each
+
+
+def test_a_link_the_erp_refuses_is_reported_and_the_others_are_linked(stack, admin, erp, monkeypatch):
+    from customer_sync.erp import ErpCustomers
+
+    ids = [erp.create(f"ERP Customer {n}") for n in range(3)]
+    real = ErpCustomers.bulk_update
+
+    def removed_meanwhile(self, rows):  # someone deletes a customer in the ERP while the sync runs
+        with erp.server.app.lock:
+            erp.server.customers.by_id.pop(ids[1], None)
+        return real(self, rows)
+
+    monkeypatch.setattr(ErpCustomers, "bulk_update", removed_meanwhile)
+    answer = stack.sync()
+
+    summary = stack.summary(answer["run_id"])
+    assert (summary["created"], summary["failed"]) == (3, 1)
+    [failure] = [line for line in stack.report(answer["run_id"]) if line["type"] == "failure"]
+    assert (failure["error_code"], failure["customer_id"]) == ("LINK_FAILED", ids[1])
+    assert failure["message"].startswith("CUSTOMER_NOT_FOUND")
+    linked = {c["customer_id"]: c["salesforce_id"] for c in erp.customers()}
+    assert linked[ids[0]] is not None
+    assert linked[ids[2]] is not None
