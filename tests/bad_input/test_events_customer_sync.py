@@ -197,6 +197,12 @@ def test_outside_ids_in_the_match_query_are_literals(sync: Sync, soql_log: Query
                                        "overflows converting it to UTC AFTER the run lock was taken, so the error "
                                        "leaves the lock held until it expires and refuses the next runs - reported")
 def test_edge_of_time_backfill_is_rejected_without_taking_the_lock(sync: Sync) -> None:
-    answer = sync_handler.start({"mode": "backfill", "since": "0001-01-01T00:00:00+01:00"}, sync.context)
+    try:
+        answer = sync_handler.start({"mode": "backfill", "since": "0001-01-01T00:00:00+01:00"}, sync.context)
+    except OverflowError:  # what happens today: Scheduler retries it, and meanwhile...
+        answer = {"status": "raised"}
+    lock = sync.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "customer-sync#lock"}}).get("Item")
+    tonight = sync_handler.start({"mode": "incremental", "trigger": "schedule"}, sync.context)
+    assert lock is None, f"the lock is held by a run that never started; tonight's run: {tonight}"
     assert answer["status"] == "rejected"
-    assert sync.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "customer-sync#lock"}}).get("Item") is None
+    assert tonight["status"] == "started"
