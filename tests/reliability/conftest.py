@@ -22,6 +22,7 @@ import pytest
 
 from salesforce_access import RetryPolicy, Timeouts, get_access
 from salesforce_access.observability import logger as layer_logger
+from salesforce_access.observability import metrics as layer_metrics
 
 
 class Observed:
@@ -74,6 +75,7 @@ def _json_lines(text: str) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def observed(capsys: pytest.CaptureFixture[str]) -> Iterator[Observed]:
+    layer_metrics.clear_metrics()  # Powertools keeps one metric set per process: nothing left from other tests
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(layer_logger.registered_formatter)

@@ -21,9 +21,30 @@ from tests.functions.order_intake.conftest import composite_calls, make_order, s
 from .conftest import CountdownContext, before_call
 
 stack = intake_fixtures.stack
-products = intake_fixtures.products
 caller = intake_fixtures.caller
 mapping = intake_fixtures.mapping
+_catalogs: dict[int, intake_fixtures.Catalog] = {}
+
+
+@pytest.fixture
+def products(salesforce: Any) -> intake_fixtures.Catalog:
+    """Three active products in the standard price book, created once per emulator (none of these tests changes
+    them; the functions' price book caches are emptied for every test by `stack`)."""
+    key = id(salesforce.app)
+    if key not in _catalogs:
+        access, tag = get_access(), uuid.uuid4().hex[:8].upper()
+        catalog = intake_fixtures.Catalog()
+        catalog.pricebook_id = next(access.query("SELECT Id FROM Pricebook2 WHERE IsStandard = true"))["Id"]
+        for name in ("widget", "gadget", "gizmo"):
+            code = f"{name.upper()}-{tag}"
+            product = access.request("POST", "sobjects/Product2", json={"Name": name, "ProductCode": code,
+                                                                         "IsActive": True})
+            entry = access.request("POST", "sobjects/PricebookEntry", json={
+                "Pricebook2Id": catalog.pricebook_id, "Product2Id": product["id"], "UnitPrice": 10, "IsActive": True})
+            catalog.codes[name], catalog.entries[code] = code, entry["id"]
+        _catalogs[key] = catalog
+    salesforce.clear_requests()
+    return _catalogs[key]
 
 LINES = 70  # four such orders make two Composites in the worker (at most 200 lines each): [0, 1] and [2, 3]
 
