@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, settings
 # Bounded, derandomized and without a deadline or example database: the same examples on every run and
 # machine, a few seconds per endpoint. Function-scoped fixtures (moto, emulator) are shared by the examples
 # of one test on purpose: each example asserts on what *it* caused (request counts before and after).
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                 phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large, HealthCheck.filter_too_much])

@@ -151,11 +151,11 @@ def test_generated_signatures_are_refused(shipments: Webhook, case: Any) -> None
     assert shipments.on_the_bus() == []
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", PATH), ("POST", "/shipments"), ("PUT", PATH)])
-def test_other_routes_answer_json(shipments: Webhook, method: str, path: str) -> None:
-    response = webhook.handler(proxy_event(method, path, body=b"{}"), shipments.context_factory())
-    status, answer = assert_clean_error(response, code_keys=("error",))
-    assert status in (404, 405), answer
+def test_other_routes_answer_json(shipments: Webhook) -> None:
+    for method, path in [("GET", PATH), ("POST", "/shipments"), ("PUT", PATH)]:
+        response = webhook.handler(proxy_event(method, path, body=b"{}"), shipments.context_factory())
+        status, answer = assert_clean_error(response, code_keys=("error",))
+        assert status in (404, 405), (method, path, answer)
 
 
 # -- found by this suite, reported, not fixed here -------------------------------------------------------

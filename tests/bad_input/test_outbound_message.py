@@ -200,14 +200,17 @@ PARAMETER_ENTITY = ('<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY % remote SYSTE
                     "%remote;]><a/>")
 
 
-@pytest.mark.parametrize("attack", [BILLION_LAUGHS, XXE, EXTERNAL_DTD, PARAMETER_ENTITY],
-                         ids=["billion-laughs", "xxe-file", "external-dtd", "parameter-entity"])
-def test_dtds_and_entities_are_refused_without_expansion(outbound: Endpoint, attack: str) -> None:
-    started = time.perf_counter()
-    response = outbound.post(attack)
-    assert time.perf_counter() - started < 2, "nothing was expanded or fetched"
-    reason = assert_client_fault(outbound, response, mentions="DTD")
-    assert "root:" not in reason
+ATTACKS = {"billion-laughs": BILLION_LAUGHS, "xxe-file": XXE, "external-dtd": EXTERNAL_DTD,
+           "parameter-entity": PARAMETER_ENTITY}
+
+
+def test_dtds_and_entities_are_refused_without_expansion(outbound: Endpoint) -> None:
+    for name, attack in ATTACKS.items():
+        started = time.perf_counter()
+        response = outbound.post(attack)
+        assert time.perf_counter() - started < 2, f"{name}: nothing was expanded or fetched"
+        reason = assert_client_fault(outbound, response, mentions="DTD")
+        assert "root:" not in reason, name
 
 
 def test_truncated_at_every_point_is_a_client_fault(outbound: Endpoint) -> None:
@@ -216,9 +219,9 @@ def test_truncated_at_every_point_is_a_client_fault(outbound: Endpoint) -> None:
         assert_client_fault(outbound, outbound.post(part))
 
 
-@pytest.mark.parametrize("body", ["", " ", "null", "{}", "<a/>", "<soapenv:Envelope/>", "\ufeff", "<?xml?>"])
-def test_not_a_message_is_a_client_fault(outbound: Endpoint, body: str) -> None:
-    assert_client_fault(outbound, outbound.post(body))
+def test_not_a_message_is_a_client_fault(outbound: Endpoint) -> None:
+    for body in ["", " ", "null", "{}", "<a/>", "<soapenv:Envelope/>", "\ufeff", "<?xml?>", b"\xff\xfe<\x00a\x00/>"]:
+        assert_client_fault(outbound, outbound.post(body))
 
 
 def test_101_notifications_are_refused_and_none_queued(outbound: Endpoint) -> None:
