@@ -49,10 +49,18 @@ def _sqs() -> Any:
     return boto3.client("sqs", config=AWS_CONFIG)
 
 
+@functools.cache
+def _ledger() -> OrderLedger:
+    """One ledger (and one boto3 resource) per container: building them costs ~15 ms per request."""
+    config = settings()
+    return OrderLedger(config.state_table, config.ledger_ttl_days)
+
+
 def reset() -> None:
     """Forget cached settings, clients and price book entries (tests; never needed in Lambda)."""
     settings.cache_clear()
     _sqs.cache_clear()
+    _ledger.cache_clear()
     catalog.clear()
 
 
@@ -101,7 +109,7 @@ def _service(max_share: float) -> OrderIntake:
     access = get_access().bind(app.lambda_context)
     catalog.ttl = config.product_cache_seconds
     return OrderIntake(
-        ledger=OrderLedger(config.state_table, config.ledger_ttl_days),
+        ledger=_ledger(),
         salesforce=SalesforceOrders(access, catalog),
         max_share=max_share, retry=config.retry,
         on_ledger_error=lambda op: metrics.add_metric(name=f"OrderLedger{op.title()}Errors", unit=MetricUnit.Count,

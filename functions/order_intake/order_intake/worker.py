@@ -52,10 +52,18 @@ def _sqs() -> Any:
     return boto3.client("sqs", config=AWS_CONFIG)
 
 
+@functools.cache
+def _ledger() -> OrderLedger:
+    """One ledger (and one boto3 resource) per container, like the API handler's."""
+    config = settings()
+    return OrderLedger(config.state_table, config.ledger_ttl_days)
+
+
 def reset() -> None:
     """Forget cached settings, clients and price book entries (tests; never needed in Lambda)."""
     settings.cache_clear()
     _sqs.cache_clear()
+    _ledger.cache_clear()
     catalog.clear()
 
 
@@ -128,7 +136,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if orders:
         catalog.ttl = config.product_cache_seconds
         service = OrderIntake(
-            ledger=OrderLedger(config.state_table, config.ledger_ttl_days),
+            ledger=_ledger(),
             salesforce=SalesforceOrders(get_access().bind(context), catalog),
             max_share=config.async_max_share, retry=config.retry,
             on_ledger_error=lambda op: metrics.add_metric(name=f"OrderLedger{op.title()}Errors",
