@@ -197,8 +197,12 @@ class SyncEngine:
             live.append(customer)
         if not live:
             return plan
-        matches = self.ctx.salesforce.matches([c["salesforce_id"] for c in live if c.get("salesforce_id")],
-                                              [c["customer_id"] for c in live])
+        # Only linked customers can have a counterpart to conflict with or to find deleted: a customer never
+        # linked is new to the sync, and its upsert by key creates the Account (or updates one keyed by hand).
+        # So a first load of new customers costs no query at all (docs/batch-sync.md, "Conflicts").
+        linked = [c for c in live if c.get("salesforce_id")]
+        matches = self.ctx.salesforce.matches([c["salesforce_id"] for c in linked],
+                                              [c["customer_id"] for c in linked]) if linked else []
         by_id = {m["Id"]: m for m in matches}
         by_key = {m["ERP_Customer_Id__c"]: m for m in matches if m.get("ERP_Customer_Id__c")}
         for customer in live:

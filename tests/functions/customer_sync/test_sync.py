@@ -182,3 +182,27 @@ def test_a_link_the_erp_refuses_is_reported_and_the_others_are_linked(stack, adm
     linked = {c["customer_id"]: c["salesforce_id"] for c in erp.customers()}
     assert linked[ids[0]] is not None
     assert linked[ids[2]] is not None
+
+
+def test_new_erp_customers_are_loaded_without_a_lookup_and_linked_ones_are_looked_up(stack, admin, erp, salesforce):
+    """A first load of new customers costs no query per chunk; once linked, a change is checked against its
+    Account (a conflict or a deleted Account is found) with one queryAll per 200 linked changes."""
+    ids = [erp.create(f"New {n:03d}") for n in range(450)]  # above the test threshold of 50: Bulk API
+    salesforce.clear_requests()
+
+    first = stack.sync()
+
+    queries = [r for r in salesforce.requests() if r["path"].rsplit("/", 1)[-1] in ("query", "queryAll")]
+    assert len(queries) == 3  # phase 2 counts and reads Salesforce changes (none), phase 3 reads deletions
+    assert stack.summary(first["run_id"])["created"] == 450
+    assert_equal_sides(admin, erp)
+
+    for cid in ids:
+        erp.patch(cid, phone="+44 1")
+    salesforce.clear_requests()
+    second = stack.sync()
+
+    queries = [r for r in salesforce.requests() if r["path"].rsplit("/", 1)[-1] in ("query", "queryAll")]
+    assert len(queries) == 3 + 3  # and one lookup per 200 linked changes: 200 + 200 + 50
+    assert stack.summary(second["run_id"])["updated"] == 450
+    assert_equal_sides(admin, erp)
