@@ -108,3 +108,9 @@ def salesforce(salesforce_emulator, aws, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SALESFORCE_CA_BUNDLE", info["ca_bundle"])
     yield emu
     emu.clear_faults()
+
+
+# -- suite-wide secret scan --------------------------------------------------------------------------
+# A test fails if a known secret (the emulator's credentials and tokens, any value stored in Secrets Manager,
+# the stand-ins' keys) appears in what it logged or printed: tests/security/log_scan.py.
+pytest_plugins = ["tests.security.log_scan"]
