@@ -36,10 +36,20 @@ from .service import AvailabilityService, ItemAnswer, Outcome
 
 SAFETY_MARGIN_SECONDS = 0.5  # kept from the Lambda timeout to answer, log and flush metrics
 
+
+def parse_json(text: str) -> Any:
+    """json.loads for the request body: JSON nested deeper than Python's recursion limit is bad JSON (a 400
+    INVALID_JSON through the resolver's validation), not a RecursionError answered 500."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
+
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 
 _service: AvailabilityService | None = None
 _budget_seconds = 0.0
