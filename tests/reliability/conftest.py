@@ -123,9 +123,15 @@ def before_call(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, call_num
 
 @pytest.fixture
 def fast_layer(salesforce: Any) -> Any:
-    """The layer as a function gets it, with retries that back off in milliseconds and a 1 s read timeout, so a
-    fault that outlasts every retry shows in well under a second (production: 0.5 s doubling, 30 s read)."""
+    """The layer as a function gets it, with retries that back off in milliseconds, so a fault that outlasts every
+    retry shows in well under a second (production: 0.5 s doubling up to 8 s)."""
     access = get_access()
     access.session.retry = RetryPolicy(base_delay=0.01, max_delay=0.05)
-    access.session.timeouts = Timeouts(connect=1.0, read=1.0)
     return access
+
+
+@pytest.fixture
+def short_timeouts(fast_layer: Any) -> Any:
+    """And a 1 s read timeout (production: 30 s, cut to the invocation's time left), for the slow-answer faults."""
+    fast_layer.session.timeouts = Timeouts(connect=1.0, read=1.0)
+    return fast_layer

@@ -120,7 +120,7 @@ def test_billing_slower_than_its_read_timeout(esm, queues, billing, org, observe
     assert observed.metrics()["TransientFailures"] == 1
 
 
-def test_salesforce_slower_than_the_layer_timeout(esm, queues, billing, org, salesforce, fast_layer, observed):
+def test_salesforce_slower_than_the_layer_timeout(esm, queues, billing, org, salesforce, short_timeouts, observed):
     [contract] = send_contracts(queues, org, 1)
     salesforce.inject("delay", count=1, method="PATCH", delay_seconds=1.5)  # read timeout 1 s
 

@@ -188,7 +188,7 @@ def test_a_lasting_salesforce_fault_in_the_middle_of_a_worker_batch(salesforce, 
 # -- slow answers, dropped connections ---------------------------------------------------------------------------
 
 
-def test_a_write_slower_than_the_timeout_is_resent_without_a_duplicate(salesforce, products, caller, fast_layer,
+def test_a_write_slower_than_the_timeout_is_resent_without_a_duplicate(salesforce, products, caller, short_timeouts,
                                                                        observed):
     assert caller.post(make_order(products)).status == 201  # warm: the price book is cached
     order = make_order(products)
@@ -231,11 +231,11 @@ def test_running_out_of_time_in_the_middle_of_a_worker_batch(salesforce, product
                                                              monkeypatch):
     orders = big_orders(products)
     queue_orders(caller, orders)
-    # 7 s left: the layer keeps 5 s back, so the second Composite, slow today, must answer within what is left
-    # of the other 2 s; it does not, and its outcome is unknown.
+    # 8 s left: the layer keeps 5 s back, so the second Composite, slow today, must answer within what is left
+    # of the other 3 s; it does not, and its outcome is unknown.
     before_call(monkeypatch, SalesforceOrders, "write_orders", 2,
-                lambda: salesforce.inject("delay", count=1, path="/composite$", delay_seconds=3))
-    mapping.context_factory = lambda: CountdownContext(7_000)
+                lambda: salesforce.inject("delay", count=1, path="/composite$", delay_seconds=4))
+    mapping.context_factory = lambda: CountdownContext(8_000)
     salesforce.clear_requests()
 
     [poll] = mapping.drain()

@@ -152,7 +152,7 @@ def test_a_lasting_salesforce_fault_ends_in_the_dlq_and_the_redriven_event_is_pu
 # -- slow answers, dropped connections ---------------------------------------------------------------------------
 
 
-def test_an_upsert_slower_than_the_timeout_is_sent_again(lambda_async, salesforce, fast_layer, org, page, tracking,
+def test_an_upsert_slower_than_the_timeout_is_sent_again(lambda_async, salesforce, short_timeouts, org, page, tracking,
                                                         observed):
     number = tracking()
     salesforce.inject("delay", count=1, method="PATCH", path=UPSERT, delay_seconds=1.5)  # the layer reads for 1 s
@@ -166,7 +166,7 @@ def test_an_upsert_slower_than_the_timeout_is_sent_again(lambda_async, salesforc
 
 @pytest.mark.xfail(strict=True, reason="a publish whose answer is lost is published again by the retry: two "
                                        "Shipment_Status__e for one change - reported")
-def test_a_publish_slower_than_the_timeout_is_not_published_twice(lambda_async, salesforce, fast_layer, org, page,
+def test_a_publish_slower_than_the_timeout_is_not_published_twice(lambda_async, salesforce, short_timeouts, org, page,
                                                                    tracking, observed):
     number = tracking()
     salesforce.inject("delay", count=1, method="POST", path=PUBLISH, delay_seconds=1.5)
