@@ -191,6 +191,16 @@ def bad_request(exc: RequestValidationError) -> Response:
     return error(400, "INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid value')}")
 
 
+@app.exception_handler(UnicodeDecodeError)
+def undecodable_body(exc: UnicodeDecodeError) -> Response:
+    """A base64 body (binary media types, local stacks) that is not UTF-8 fails in Powertools' decoded_body."""
+    event = app.current_event
+    if not (event.is_base64_encoded and event.body):
+        return unexpected(exc)  # not the request body: our fault, not the client's
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+    return error(400, "INVALID_JSON", "the request body is not UTF-8 encoded JSON")
+
+
 @app.exception_handler(AvailabilityError)
 def availability_error(exc: AvailabilityError) -> Response:
     if exc.status < 500:
