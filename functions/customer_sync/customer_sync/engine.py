@@ -105,12 +105,18 @@ class SyncEngine:
         """(customer, cursor of its page) in (erp_from, erp_to], ordered, after the committed key."""
         since, cutoff = self.run.window["erp_from"], self.run.window["erp_to"]
         assert cutoff is not None  # noqa: S101 - set when the run is created
+        return self._erp_listing(since, cutoff, page_cursor, after, inclusive=False)
+
+    def _erp_listing(self, since: str | None, cutoff: str | None, page_cursor: str | None, after: list[str] | None,
+                     *, inclusive: bool) -> Iterator[tuple[dict, str | None]]:
+        """ERP customers changed after (or at, if `inclusive`) `since` and up to `cutoff`, in (updated_at,
+        customer_id) order, after the committed key `after`, each with the cursor of its page."""
         for page in self.ctx.erp.pages(since, page_cursor, self.ctx.erp_page_size):
             for customer in page.items:
                 stamp = customer["updated_at"]
-                if since is not None and stamp <= since:
+                if since is not None and (stamp < since if inclusive else stamp <= since):
                     continue
-                if stamp > cutoff:
+                if cutoff is not None and stamp > cutoff:
                     return
                 if after is not None and [stamp, customer["customer_id"]] <= after:
                     continue
@@ -359,7 +365,7 @@ class SyncEngine:
             sf.wait_bulk(cp["job_id"], "query")  # BudgetExhausted hands over with the job id kept
             cp.update(job_ready=True, locator=None, offset=0)
             self._save()
-        while True:
+        while not cp.get("stream_done"):
             self._tick()
             with sf.bulk_page(cp["job_id"], cp["locator"], self.ctx.bulk_query_page_size) as page:
                 offset = cp["offset"]
@@ -368,9 +374,11 @@ class SyncEngine:
                     offset += len(chunk)
                     self._accounts_to_erp(chunk, {"offset": offset})
             if page.next_locator is None:
-                return
-            cp.update(locator=page.next_locator, offset=0)
+                cp["stream_done"] = True
+            else:
+                cp.update(locator=page.next_locator, offset=0)
             self._save()
+        self._link_created_accounts()
 
     def _accounts_to_erp(self, accounts: list[dict[str, Any]], progress: dict[str, Any]) -> None:
         run, mapping, report = self.run, self.ctx.mapping, self.ctx.report
@@ -398,6 +406,14 @@ class SyncEngine:
                                    customer_id=account.get("ERP_Customer_Id__c") or None)
                     continue
                 run.count({"created": "created", "updated": "updated"}.get(outcome, "skipped"))
+                if outcome == "created" and self.cp["mode"] == "bulk":
+                    # Linked back by _link_created_accounts, through Bulk API 2.0, once the stream is done.
+                    stamp = str(result.get("updated_at") or "")
+                    if stamp:
+                        progress["link_from"] = min(stamp, progress.get("link_from") or self.cp.get("link_from")
+                                                    or stamp)
+                        progress["link_to"] = max(stamp, progress.get("link_to") or self.cp.get("link_to") or stamp)
+                        continue
                 if result.get("customer_id") and account.get("ERP_Customer_Id__c") != result["customer_id"]:
                     links.append({"Id": account["Id"], "ERP_Customer_Id__c": result["customer_id"]})
         self.cp.update(progress, links=links)
@@ -406,6 +422,57 @@ class SyncEngine:
             self._link_salesforce(links)
             self.cp["links"] = []
             self._save()
+
+    def _link_created_accounts(self) -> None:
+        """Write ERP customer ids back to the Accounts phase 2 created ERP customers for, in Bulk update jobs.
+
+        The ERP is the record of what was created: customers created in [link_from, link_to] (stamps of the
+        bulk-upsert results, checkpointed with each chunk) are listed again by cursor, so the pass resumes
+        exactly like phase 1's stream, and a million links cost a handful of API calls instead of 5,000.
+        """
+        cp, sf = self.cp, self.ctx.salesforce
+        link_from, link_to = cp.get("link_from"), cp.get("link_to")
+        if not link_from or not link_to:
+            return
+        cp.setdefault("link_jobs", [])
+        if not cp.get("link_stream_done"):
+            rows: list[dict[str, str]] = []
+            pending: tuple[list[str], str | None] | None = None
+
+            def submit() -> None:
+                if rows:
+                    cp["link_jobs"].extend({"id": job_id, "done": False} for job_id in sf.submit_bulk("update", rows))
+                    rows.clear()
+                if pending is not None:
+                    cp["link_after"], cp["link_cursor"] = pending
+                self._save()
+
+            listing = self._erp_listing(link_from, None, cp.get("link_cursor"), cp.get("link_after"), inclusive=True)
+            for chunk in _chunks(listing, MAX_BULK):
+                if self.ctx.time_left() <= 0:
+                    submit()
+                    raise OutOfTime
+                for customer, _ in chunk:
+                    if customer.get("salesforce_id") and link_from <= customer["created_at"] <= link_to:
+                        rows.append({"Id": customer["salesforce_id"], "ERP_Customer_Id__c": customer["customer_id"]})
+                last, cursor = chunk[-1]
+                pending = ([last["updated_at"], last["customer_id"]], cursor)
+                if len(rows) >= self.ctx.bulk_part_records:
+                    submit()
+            submit()
+            cp["link_stream_done"] = True
+            self._save()
+        for job in cp["link_jobs"]:
+            if not job["done"]:
+                self._tick()
+                sf.wait_bulk(job["id"], "ingest")
+                for row in sf.bulk_failures(job["id"]):
+                    code, message = _error_code(row.get("sf__Error", ""))
+                    self.run.count("failed")
+                    self.ctx.report.failure("salesforce_to_erp", code="LINK_FAILED", message=f"{code}: {message}",
+                                            customer_id=row.get("ERP_Customer_Id__c"), salesforce_id=row.get("Id"))
+                job["done"] = True
+                self._save()
 
     def _link_salesforce(self, links: list[dict[str, str]]) -> None:
         """Write ERP customer ids back to the Accounts created in the ERP (Collections: a few per chunk)."""

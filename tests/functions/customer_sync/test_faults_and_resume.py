@@ -128,7 +128,8 @@ def test_running_out_of_time_hands_over_to_follow_up_invocations(stack, admin, e
     assert invocations == summary["invocations"] > 4
     assert (summary["created"], summary["failed"], summary["read"]) == (240, 0, 240)
     log = salesforce.requests()
-    assert len([r for r in log if r["method"] == "POST" and r["path"].endswith("/jobs/ingest")]) == 3
+    # Bulk parts of 40: three upserts of ERP customers, then three updates linking the new ERP customers back
+    assert len([r for r in log if r["method"] == "POST" and r["path"].endswith("/jobs/ingest")]) == 3 + 3
     assert len([r for r in log if r["method"] == "POST" and r["path"].endswith("/jobs/query")]) == 1
     assert len(_ok_writes(erp.server.requests(), "POST", "/customers/bulk-upsert")) == 120 // 25 + 1
     accounts = admin.accounts()
@@ -204,3 +205,63 @@ def test_other_conflict_rules(stack, admin, erp, tmp_path, monkeypatch, rule, wi
     assert [(c["rule"], c["winner"]) for c in conflicts] == [(rule, winner)]
     account = next(a for a in admin.accounts() if a["Id"] == ids[0])
     assert account["Phone"] == erp.customers()[0]["phone"] == phone
+
+
+class HandOverAfter:
+    """A Lambda context that runs short once `flag["short"]` is set (by the code under test, at a chosen step)."""
+
+    def __init__(self, flag):
+        self.function_name, self.memory_limit_in_mb, self.aws_request_id = "customer-sync-worker", 1024, "req"
+        self.invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:customer-sync-worker"
+        self.flag = flag
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000 if self.flag["short"] else 900_000
+
+
+def test_new_erp_customers_are_linked_back_by_bulk_jobs_across_a_hand_over(stack, admin, erp, salesforce,
+                                                                           monkeypatch):
+    """Above the threshold, the Accounts whose ERP customers phase 2 created get their ERP_Customer_Id__c
+    through Bulk update jobs (no sObject Collections call per 200), and a hand-over in the middle of that
+    pass submits every link exactly once."""
+    monkeypatch.setattr(engine, "MAX_BULK", 25)
+    monkeypatch.setenv("SYNC_BULK_PART_RECORDS", "40")
+    from customer_sync import handler
+
+    handler._settings.cache_clear()
+    ids = admin.create_many([{"Name": f"SF {n:03d}"} for n in range(120)])
+    flag = {"short": False}
+    submit = SalesforceAccounts.submit_bulk
+
+    def submit_then_run_short(self, operation, rows):
+        jobs = submit(self, operation, rows)
+        if operation == "update" and not flag.get("done"):
+            flag["short"] = flag["done"] = True  # the first link job is out: time runs short right after
+        return jobs
+
+    monkeypatch.setattr(SalesforceAccounts, "submit_bulk", submit_then_run_short)
+    salesforce.clear_requests()
+    answer = stack.start()
+
+    stack.work_once(HandOverAfter(flag))  # runs until just after the first link job
+    run = stack.run_item(answer["run_id"])
+    assert run["status"] == "queued"
+    assert len(run["checkpoint"]["link_jobs"]) == 1
+    assert not run["checkpoint"].get("link_stream_done")
+    flag["short"] = False
+    stack.drain(context_factory=lambda: HandOverAfter(flag))
+
+    summary = stack.summary(answer["run_id"])
+    assert (summary["created"], summary["failed"]) == (120, 0)
+    log = salesforce.requests()
+    assert not _ok_writes(log, "PATCH", "composite/sobjects")  # no Collections update for the links
+    jobs = admin.session.get(f"{admin.base}/jobs/ingest", timeout=10).json()["records"]
+    link_jobs = [j for j in jobs if j["operation"] == "update"]
+    assert len(link_jobs) == 3  # 120 links in parts of 40: each link submitted once, none twice
+    processed = [admin.session.get(f"{admin.base}/jobs/ingest/{j['id']}", timeout=10).json() for j in link_jobs]
+    assert sum(int(p["numberRecordsProcessed"]) for p in processed) == 120
+    assert sum(int(p["numberRecordsFailed"]) for p in processed) == 0
+    accounts = {a["Id"]: a["ERP_Customer_Id__c"] for a in admin.accounts()}
+    customers = {c["salesforce_id"]: c["customer_id"] for c in erp.customers()}
+    assert set(accounts) == set(ids)
+    assert accounts == customers
