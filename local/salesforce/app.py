@@ -257,7 +257,7 @@ class EmulatorApp:
 
     def _log(self, req: Request, status: int) -> None:
         self.request_log.append({"method": req.method, "path": req.path, "status": status,
-                                 "time": time.time()})
+                                 "time": time.time(), "user_id": req.user_id})
 
 
 def _single(query: str) -> dict[str, str]:

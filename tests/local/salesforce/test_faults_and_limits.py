@@ -67,10 +67,12 @@ def test_faults_match_method_and_path_only(emu: Emulator, sf: Salesforce) -> Non
     assert sf.Contact.delete(contact_id) == 204
 
 
-def test_request_log_counts_api_calls(emu: Emulator, sf: Salesforce) -> None:
+def test_request_log_counts_api_calls_and_names_the_caller(emu: Emulator, sf: Salesforce) -> None:
     sf.Account.create({"Name": "Counted"})
     sf.query("SELECT Id FROM Account LIMIT 1")
     assert [(m, s) for m, _p, s in api_calls(emu)] == [("POST", 201), ("GET", 200)]
+    callers = {r["user_id"] for r in emu.requests() if r["path"].startswith("/services/data/v")}
+    assert callers == {emu.app.integration_user_id}
 
 
 def test_limit_info_header_counts_and_allocation_is_enforced(emu: Emulator, sf: Salesforce) -> None:
