@@ -56,6 +56,14 @@ def register(erp: ErpServer) -> None:
         erp.reset()
         return Reply(204)
 
+    def customer_counts(req: Request) -> Reply:
+        """How many customers, linked to Salesforce, active: checks a large sync without paging through it."""
+        with app.lock:
+            customers = list(erp.customers.by_id.values())
+        return Reply(200, {"customers": len(customers),
+                           "linked": sum(1 for c in customers if c.salesforce_id),
+                           "active": sum(1 for c in customers if c.active)})
+
     router = app.router
     router.add("POST", "/__control/faults", add_fault)
     router.add("GET", "/__control/faults", list_faults)
@@ -65,3 +73,4 @@ def register(erp: ErpServer) -> None:
     router.add("GET", "/__control/requests", requests)
     router.add("DELETE", "/__control/requests", clear_requests)
     router.add("POST", "/__control/reset", reset)
+    router.add("GET", "/__control/customers/counts", customer_counts)

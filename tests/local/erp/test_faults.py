@@ -116,3 +116,12 @@ def test_unknown_route_and_method(http):
     assert http.get("/nothing/here").json()["code"] == "NOT_FOUND"
     response = http.delete("/inventory/items/SKU-1001")
     assert (response.status_code, response.json()["code"]) == (405, "METHOD_NOT_ALLOWED")
+
+
+def test_customer_counts_are_a_control_endpoint(http, erp):
+    assert http.get("/__control/customers/counts").json() == {"customers": 3, "linked": 0, "active": 3}
+    http.put("/customers/by-salesforce-id/001000000000001AAA", json={"name": "Linked", "active": False})
+    http.post("/customers", json={"name": "Unlinked"})
+    assert requests.get(f"{erp.url}/__control/customers/counts", timeout=5).json() == {  # no API key needed
+        "customers": 5, "linked": 1, "active": 4}
+    assert [r["path"] for r in erp.requests() if r["path"].startswith("/__control")] == []  # never logged
