@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -19,6 +19,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 MAX_LINES = 200  # one sObject Collections request per order; Salesforce's cap per request
 MAX_BATCH_ORDERS = 500  # per POST /orders/async: validated and queued within API Gateway's 29 s
+# A platform's change time outside this window is a sender's bug; near datetime's limits it cannot even be
+# converted to UTC (0001-01-01T00:00:00+01:00), and before year 1000 its text would not sort in the ledger.
+EARLIEST_UPDATE = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_UPDATE = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -33,6 +37,20 @@ BusinessKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length
 ProductCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2), AfterValidator(_cents)]
 Money = Annotated[Decimal, Field(ge=0, lt=Decimal("1e16"), decimal_places=2), AfterValidator(_cents)]
+
+
+def _plausible_time(value: datetime) -> datetime:
+    """Refused here, so the API answers 400 and the worker dead-letters only that order."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_UPDATE <= utc < LATEST_UPDATE:
+        raise ValueError("must be a time from 2000-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z")
+    return value
+
+
+UpdateTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
 def text(max_length: int, min_length: int = 0) -> Any:
@@ -71,7 +89,7 @@ class Order(_Strict):
     shipping_address: Address | None = None
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
     description: text(4000) | None = None
-    updated_at: AwareDatetime | None = Field(
+    updated_at: UpdateTime | None = Field(
         default=None, description="When the platform last changed the order; an older version never overwrites "
                                   "a newer one")
 
