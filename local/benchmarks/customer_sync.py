@@ -5,12 +5,15 @@ sync's own: this process plays the Lambda worker (moto for DynamoDB, S3 and SQS;
 context per invocation) and drives start + every continuation until the run completes.
 
     python -m local.benchmarks.customer_sync --records 100000
-    python -m local.benchmarks customer_sync          (the registered suite: 100,000 each way)
+    python -m local.benchmarks.customer_sync --records 1000000 --profile /tmp/prof   (cProfile of all three)
+    python -m local.benchmarks customer_sync          (the registered suite: CUSTOMER_SYNC_BENCH_RECORDS,
+                                                       default 100,000 each way)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,9 @@ for _path in (ROOT / "layers" / "salesforce_access", ROOT / "functions" / "custo
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 ERP_USER = "salesforce-sync"
+RECORDS_ENV = "CUSTOMER_SYNC_BENCH_RECORDS"
+DEFAULT_RECORDS = 100_000
+PHASES = ("erp_to_salesforce", "salesforce_to_erp", "salesforce_deletes")
 
 
 class Context:
@@ -43,10 +50,21 @@ class Context:
         return int((self.deadline - time.monotonic()) * 1000)
 
 
-def _spawn(args: list[str]) -> tuple[subprocess.Popen, dict[str, Any]]:
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603
+def _spawn(args: list[str], profile: Path | None) -> tuple[subprocess.Popen, dict[str, Any]]:
+    prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    process = subprocess.Popen([sys.executable, *prefix, *args], cwd=ROOT, stdout=subprocess.PIPE,  # noqa: S603
+                               text=True)
     assert process.stdout is not None
     return process, json.loads(process.stdout.readline())
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a live child (Linux /proc), so a busy machine does not hide where work went."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _serve_erp(customers: int) -> int:
@@ -58,13 +76,12 @@ def _serve_erp(customers: int) -> int:
 
     erp = ErpServer().start()
     with erp.app.lock:
-        erp.customers.by_id.clear()
-        erp.customers.by_salesforce_id.clear()
+        erp.customers.clear()
         for n in range(customers):
-            erp.customers._create(None, {"name": f"ERP Customer {n:07d}", "email": f"c{n}@erp.example",
-                                         "phone": f"+44 20 {n:07d}", "active": True,
-                                         "billing_address": {"street": f"{n} Dock Road", "city": "London",
-                                                             "postal_code": "E16", "country": "GB"}}, "erp-clerk")
+            erp.customers.create({"name": f"ERP Customer {n:07d}", "email": f"c{n}@erp.example",
+                                  "phone": f"+44 20 {n:07d}", "active": True, "updated_by": "erp-clerk",
+                                  "billing_address": {"street": f"{n} Dock Road", "city": "London",
+                                                      "postal_code": "E16", "country": "GB"}})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(json.dumps(erp.info), flush=True)
@@ -73,43 +90,81 @@ def _serve_erp(customers: int) -> int:
     return 0
 
 
-def _seed_salesforce(info: dict[str, Any], accounts: int) -> None:
-    """Accounts entered by a person (the admin user), through Bulk API 2.0."""
+def _admin(info: dict[str, Any]) -> Any:
+    """Salesforce as a person (the admin user), whose Accounts the sync must carry to the ERP."""
     from salesforce_access import SalesforceAccess
 
-    admin = SalesforceAccess({"flow": "username_password", "client_id": info["client_id"],
-                              "client_secret": info["client_secret"], "username": info["admin_username"],
-                              "password": info["admin_password"], "login_url": info["login_url"],
-                              "api_version": info["api_version"]}, verify=info["ca_bundle"], unbound_budget=3600)
+    return SalesforceAccess({"flow": "jwt_bearer", "client_id": info["client_id"], "username": info["admin_username"],
+                             "private_key": Path(info["private_key_file"]).read_text(),
+                             "login_url": info["login_url"], "api_version": info["api_version"]},
+                            verify=info["ca_bundle"], unbound_budget=3600)
+
+
+def _seed_salesforce(info: dict[str, Any], accounts: int) -> None:
+    """Accounts entered by the admin user, through Bulk API 2.0."""
     rows = ({"Name": f"SF Account {n:07d}", "Phone": f"+1 555 {n:07d}", "BillingCity": "Newark",
              "Customer_Email__c": f"a{n}@sf.example"} for n in range(accounts))
-    admin.bulk.ingest("Account", "insert", rows)
+    _admin(info).bulk.ingest("Account", "insert", rows)
 
 
-def run(records: int = 100_000) -> dict[str, float]:
+def _verify(info: dict[str, Any], erp_url: str, records: int) -> None:
+    """Both sides hold every customer once, linked both ways (counted by the systems, not by the sync)."""
+    import requests
+
+    admin = _admin(info)
+    count = admin.request("GET", "query", params={"q": "SELECT COUNT() FROM Account"})["totalSize"]
+    unkeyed = admin.request("GET", "query", params={
+        "q": "SELECT COUNT() FROM Account WHERE ERP_Customer_Id__c = null"})["totalSize"]
+    erp = requests.get(f"{erp_url}/__control/customers/counts", timeout=600).json()
+    expected = {"accounts": 2 * records, "unkeyed accounts": 0, "erp customers": 2 * records,
+                "linked erp customers": 2 * records}
+    found = {"accounts": count, "unkeyed accounts": unkeyed, "erp customers": erp["customers"],
+             "linked erp customers": erp["linked"]}
+    if found != expected:
+        raise RuntimeError(f"the sides differ after the run: expected {expected}, found {found}")
+
+
+def default_records() -> int:
+    return int(os.environ.get(RECORDS_ENV) or DEFAULT_RECORDS)
+
+
+def run(records: int | None = None, profile_dir: Path | None = None) -> dict[str, float]:
     """Sync `records` ERP customers and `records` Accounts (all new: a first, full run)."""
     import logging
 
     from moto import mock_aws
 
+    records = records or default_records()
     logging.disable(logging.INFO)  # the run summary is returned, not printed per step
     results: dict[str, float] = {"records_each_way": records}
+    profiles = {name: profile_dir / f"{name}.prof" for name in ("emulator", "erp", "sync")} if profile_dir else {}
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as state:
+        started = time.perf_counter()
         emulator, sf_info = _spawn(["-m", "local.salesforce", "serve", "--port", "0", "--state-dir", state,
-                                    "--daily-api-limit", "100000000"])
-        erp, erp_info = _spawn(["-m", "local.benchmarks.customer_sync", "erp-serve", "--customers", str(records)])
+                                    "--daily-api-limit", "100000000"], profiles.get("emulator"))
+        erp, erp_info = _spawn(["-m", "local.benchmarks.customer_sync", "erp-serve", "--customers", str(records)],
+                               profiles.get("erp"))
         try:
             _seed_salesforce(sf_info, records)
+            results["seed_seconds"] = time.perf_counter() - started
+            cpu_before = {name: _cpu_seconds(p.pid) for name, p in (("emulator", emulator), ("erp", erp))}
             with mock_aws():
-                results.update(_sync(sf_info, erp_info["url"]))
+                results.update(_sync(sf_info, erp_info["url"], profiles.get("sync")))
+            for name, process in (("emulator", emulator), ("erp", erp)):
+                before, after = cpu_before[name], _cpu_seconds(process.pid)
+                if before is not None and after is not None:
+                    results[f"{name}_cpu_seconds"] = after - before
+            _verify(sf_info, erp_info["url"], records)
         finally:
             for process in (emulator, erp):
                 process.terminate()
-                process.wait(timeout=30)
+                process.wait(timeout=120)
     return results
 
 
-def _sync(sf_info: dict[str, Any], erp_url: str) -> dict[str, float]:
+def _sync(sf_info: dict[str, Any], erp_url: str, profile: Path | None) -> dict[str, float]:
     import boto3
 
     os.environ.update({
@@ -132,7 +187,47 @@ def _sync(sf_info: dict[str, Any], erp_url: str) -> dict[str, float]:
 
     from customer_sync import handler
 
+    phase_seconds = _time_phases()
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the EMF metrics, still produced
+            results = _drive(handler, sqs, s3, queue)
+    finally:
+        if profiler is not None and profile is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+    results.update({f"{name}_seconds": seconds for name, seconds in phase_seconds.items()})
+    return results
+
+
+def _time_phases() -> dict[str, float]:
+    """Wall time per engine phase, summed over invocations (the engine itself only logs the total)."""
+    from customer_sync.engine import SyncEngine
+
+    seconds = dict.fromkeys(PHASES, 0.0)
+
+    def timed(name: str, method: Callable[[SyncEngine], None]) -> Callable[[SyncEngine], None]:
+        def wrapper(engine: SyncEngine) -> None:
+            started = time.perf_counter()
+            try:
+                method(engine)
+            finally:
+                seconds[name] += time.perf_counter() - started
+        return wrapper
+
+    for name in PHASES:
+        setattr(SyncEngine, name, timed(name, getattr(SyncEngine, name)))
+    return seconds
+
+
+def _drive(handler: Any, sqs: Any, s3: Any, queue: str) -> dict[str, float]:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu_before = time.process_time()
     started = time.perf_counter()
     answer = handler.start({"mode": "incremental", "trigger": "benchmark"}, Context())
     invocations = 0
@@ -157,22 +252,28 @@ def _sync(sf_info: dict[str, Any], erp_url: str) -> dict[str, float]:
     return {"wall_seconds": elapsed, "records_synced": summary["created"],
             "records_per_second": summary["created"] / elapsed, "worker_invocations": invocations,
             "api_calls": summary["api_calls"], "peak_rss_mb": rss_after / 1024,
-            "rss_growth_mb": (rss_after - rss_before) / 1024}
+            "rss_growth_mb": (rss_after - rss_before) / 1024, "sync_cpu_seconds": time.process_time() - cpu_before}
 
 
 def report(results: dict[str, float]) -> str:
-    return "\n".join([
+    lines = [
         "| measurement | figure |",
         "|---|---|",
         f"| records synced (new ERP customers -> Accounts + new Accounts -> ERP) | {results['records_synced']:,.0f} "
         f"({results['records_each_way']:,.0f} each way) |",
         f"| wall time, first (full) run | {results['wall_seconds']:.1f} s |",
         f"| records per second | {results['records_per_second']:,.0f} |",
+        "| wall time per phase: ERP -> Salesforce / Salesforce -> ERP / deletions | "
+        + " / ".join(f"{results.get(f'{name}_seconds', 0):.1f} s" for name in PHASES) + " |",
         f"| worker invocations (15-minute budget each) | {results['worker_invocations']:.0f} |",
         f"| Salesforce API calls used | {results['api_calls']:,.0f} |",
         f"| peak RSS of the sync process / growth during the run | {results['peak_rss_mb']:.0f} MB / "
         f"{results['rss_growth_mb']:.0f} MB |",
-    ])
+    ]
+    if "emulator_cpu_seconds" in results:
+        lines.append(f"| CPU time: sync / Salesforce emulator / ERP stand-in | {results['sync_cpu_seconds']:.0f} s / "
+                     f"{results['emulator_cpu_seconds']:.0f} s / {results.get('erp_cpu_seconds', 0):.0f} s |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("erp-serve", help="(internal) the seeded ERP stand-in child process")
     serve.add_argument("--customers", type=int, required=True)
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=None,
+                        help=f"records each way (default: ${RECORDS_ENV} or {DEFAULT_RECORDS:,})")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write cProfile stats of the sync, the emulator and the ERP into this folder")
     args = parser.parse_args(argv)
     if args.command == "erp-serve":
         return _serve_erp(args.customers)
-    print(report(run(args.records)))
+    print(report(run(args.records, args.profile)))
     return 0
 
 
