@@ -7,9 +7,10 @@ import os
 import platform
 import sys
 
-from . import emulator
+from . import customer_sync, emulator
 
-SUITES = {"emulator": emulator}
+# customer_sync syncs CUSTOMER_SYNC_BENCH_RECORDS each way (default 100,000, a couple of minutes).
+SUITES = {"emulator": emulator, "customer_sync": customer_sync}
 
 
 def machine() -> str:
