@@ -46,6 +46,8 @@ class Emulator:
             self._server.server_close()
             self._server = None
         if self.app is not None:
+            # requests already accepted (a delayed answer, say) finish before the store closes
+            self.app.wait_idle(timeout=5.0)
             stop_workers = getattr(self.app, "stop_workers", None)
             if stop_workers:
                 stop_workers()

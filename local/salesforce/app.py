@@ -93,6 +93,8 @@ class EmulatorApp:
         self.faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self.request_log: collections.deque[dict] = collections.deque(maxlen=200_000)
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._setup_org()
         self.base_url = ""  # set once the server is bound
         from . import auth, bulk2, composite, control, events, rest
@@ -248,6 +250,22 @@ class EmulatorApp:
             resp.headers.setdefault("Sforce-Limit-Info", self.limit_header())
         return resp
 
+    @contextlib.contextmanager
+    def serving(self):
+        """Counts a request in flight, so shutdown can wait for it before closing the store."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def dispatch_internal(self, method: str, url: str, body: object, user_id: str) -> Response:
         """Run a Composite subrequest through the same routes, without counting or re-authenticating."""
         parts = urlsplit(url)
@@ -301,7 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(method=self.command, path=parts.path, query=_single(parts.query),
                       headers={k.lower(): v for k, v in self.headers.items()}, body=body)
         try:
-            resp = self.app.handle(req)
+            with self.app.serving():
+                resp = self.app.handle(req)
         except DropConnection:
             self.close_connection = True
             with contextlib.suppress(OSError):
