@@ -59,8 +59,8 @@ def parse_body(body: bytes) -> list[ShipmentStatusChanged]:
 
     try:
         data: Any = json.loads(body)
-    except ValueError:
-        data = None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's limit
+        data = None  # pydantic's parser below names the JSON error (its nesting limit is an error, not a crash)
     if isinstance(data, dict) and "events" in data:
         return ShipmentEventBatch.model_validate(data).events
     if isinstance(data, dict):
