@@ -67,6 +67,17 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def _peak_rss_mb(pid: int) -> float | None:
+    """The high-water mark of a child's resident memory (VmHWM), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _serve_erp(customers: int) -> int:
     """Child process: the ERP stand-in seeded with `customers` customers entered in the ERP."""
     import signal
@@ -156,6 +167,9 @@ def run(records: int | None = None, profile_dir: Path | None = None) -> dict[str
                 before, after = cpu_before[name], _cpu_seconds(process.pid)
                 if before is not None and after is not None:
                     results[f"{name}_cpu_seconds"] = after - before
+                peak = _peak_rss_mb(process.pid)
+                if peak is not None:
+                    results[f"{name}_peak_rss_mb"] = peak
             _verify(sf_info, erp_info["url"], records)
         finally:
             for process in (emulator, erp):
@@ -187,7 +201,7 @@ def _sync(sf_info: dict[str, Any], erp_url: str, profile: Path | None) -> dict[s
 
     from customer_sync import handler
 
-    phase_seconds = _time_phases()
+    phase_seconds, phase_calls = _time_phases()
     profiler = None
     if profile:
         import cProfile
@@ -202,27 +216,43 @@ def _sync(sf_info: dict[str, Any], erp_url: str, profile: Path | None) -> dict[s
             profiler.disable()
             profiler.dump_stats(str(profile))
     results.update({f"{name}_seconds": seconds for name, seconds in phase_seconds.items()})
+    results.update({f"{name}_api_calls": calls for name, calls in phase_calls.items()})
     return results
 
 
-def _time_phases() -> dict[str, float]:
-    """Wall time per engine phase, summed over invocations (the engine itself only logs the total)."""
+def _time_phases() -> tuple[dict[str, float], dict[str, int]]:
+    """Wall time and Salesforce API calls per engine phase, summed over invocations (the engine itself
+    reports only run totals). Calls are counted by a response hook on the layer's session, as the sync's
+    own counter does."""
     from customer_sync.engine import SyncEngine
 
+    from salesforce_access import get_access
+
     seconds = dict.fromkeys(PHASES, 0.0)
+    calls = dict.fromkeys(PHASES, 0)
+    current: list[str] = []
+
+    def count(response: Any, *args: Any, **kwargs: Any) -> Any:
+        if current and "/services/data/" in (response.request.url or ""):
+            calls[current[-1]] += 1
+        return response
+
+    get_access().session.hooks.setdefault("response", []).append(count)
 
     def timed(name: str, method: Callable[[SyncEngine], None]) -> Callable[[SyncEngine], None]:
         def wrapper(engine: SyncEngine) -> None:
             started = time.perf_counter()
+            current.append(name)
             try:
                 method(engine)
             finally:
+                current.pop()
                 seconds[name] += time.perf_counter() - started
         return wrapper
 
     for name in PHASES:
         setattr(SyncEngine, name, timed(name, getattr(SyncEngine, name)))
-    return seconds
+    return seconds, calls
 
 
 def _drive(handler: Any, sqs: Any, s3: Any, queue: str) -> dict[str, float]:
@@ -265,14 +295,22 @@ def report(results: dict[str, float]) -> str:
         f"| records per second | {results['records_per_second']:,.0f} |",
         "| wall time per phase: ERP -> Salesforce / Salesforce -> ERP / deletions | "
         + " / ".join(f"{results.get(f'{name}_seconds', 0):.1f} s" for name in PHASES) + " |",
+        "| records per second, ERP -> Salesforce / Salesforce -> ERP | "
+        + " / ".join(f"{results['records_each_way'] / max(results.get(f'{name}_seconds', 0), 1e-9):,.0f}"
+                     for name in PHASES[:2]) + " |",
         f"| worker invocations (15-minute budget each) | {results['worker_invocations']:.0f} |",
-        f"| Salesforce API calls used | {results['api_calls']:,.0f} |",
+        f"| Salesforce API calls used (ERP -> Salesforce / Salesforce -> ERP / deletions) | "
+        f"{results['api_calls']:,.0f} ("
+        + " / ".join(f"{results.get(f'{name}_api_calls', 0):,.0f}" for name in PHASES) + ") |",
         f"| peak RSS of the sync process / growth during the run | {results['peak_rss_mb']:.0f} MB / "
         f"{results['rss_growth_mb']:.0f} MB |",
     ]
+    if "emulator_peak_rss_mb" in results:
+        lines.append(f"| peak RSS of the Salesforce emulator / ERP stand-in | "
+                     f"{results['emulator_peak_rss_mb']:,.0f} MB / {results.get('erp_peak_rss_mb', 0):,.0f} MB |")
     if "emulator_cpu_seconds" in results:
-        lines.append(f"| CPU time: sync / Salesforce emulator / ERP stand-in | {results['sync_cpu_seconds']:.0f} s / "
-                     f"{results['emulator_cpu_seconds']:.0f} s / {results.get('erp_cpu_seconds', 0):.0f} s |")
+        lines.append(f"| CPU time: sync / Salesforce emulator / ERP stand-in | {results['sync_cpu_seconds']:.1f} s / "
+                     f"{results['emulator_cpu_seconds']:.1f} s / {results.get('erp_cpu_seconds', 0):.1f} s |")
     return "\n".join(lines)
 
 
