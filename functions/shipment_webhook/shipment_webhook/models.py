@@ -6,13 +6,18 @@ first so a caller learns about every mistake at once (400), instead of the event
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_EVENTS = 50
+# A carrier's status time outside this window is a sender's bug. Refused here (400) rather than accepted and
+# left to fail in the publisher: near datetime's limits it cannot even be converted to UTC
+# (0001-01-01T00:00:00+01:00). The publisher (functions/shipment_status) applies the same window.
+EARLIEST_STATUS_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_STATUS_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ShipmentStatus(StrEnum):
@@ -40,6 +45,12 @@ class ShipmentStatusChanged(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must include a time zone (e.g. 2025-03-02T08:15:00Z)")
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST_STATUS_TIME <= utc < LATEST_STATUS_TIME:
+            raise ValueError("must be a time from 2000-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z")
         return value
 
     def detail(self) -> str:
