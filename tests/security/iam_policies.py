@@ -42,11 +42,9 @@ ALLOWED_MANAGED_POLICIES = {
 NEVER_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
 
 # Resources written as literal ARNs rather than references, accepted for these actions only.
-LITERAL_RESOURCES = {
-    "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/aws/s3": (
-        {"kms:GenerateDataKey", "kms:Decrypt"},
-        "the AWS managed key of S3 (SSE-KMS of the report bucket), used through S3 only"),
-}
+# (none today: the report bucket's SSE-KMS uses the AWS managed key aws/s3, whose key policy already lets
+# S3 use it on behalf of any principal of the account allowed to write the bucket.)
+LITERAL_RESOURCES: dict[str, tuple[set[str], str]] = {}
 
 SALESFORCE_SECRET = "SalesforceSecretArn"
 # A function talks to Salesforce through the layer's SalesforceAccess (get_access()) or simple-salesforce itself;
