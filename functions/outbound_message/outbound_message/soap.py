@@ -12,7 +12,7 @@ from xml.etree.ElementTree import Element, TreeBuilder
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -97,6 +97,13 @@ def _text(parent: Element, tag: str) -> str | None:
     return (child.text or "").strip()
 
 
+def _problems(exc: ValidationError) -> str:
+    """Each invalid field by its SOAP name, never its value."""
+    names = {"id": "Id", "sobject_type": "sObject xsi:type", "fields": "sObject fields"}
+    return "; ".join(f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'Notification'}: {e['msg']}"
+                     for e in exc.errors(include_input=False, include_url=False))
+
+
 def parse_notifications(data: bytes) -> OutboundMessage:
     """The organisation and the notifications of an Outbound Message; a client fault names what is wrong."""
     root = parse_xml(data)
@@ -122,7 +129,11 @@ def parse_notifications(data: bytes) -> OutboundMessage:
                 continue
             name = field.tag.split("}", 1)[1]
             fields[name] = None if field.get(f"{{{XSI_NS}}}nil") == "true" else (field.text or "").strip()
-        notifications.append(Notification(id=notification_id, sobject_type=declared.split(":")[-1], fields=fields))
+        try:
+            notifications.append(Notification(id=notification_id, sobject_type=declared.split(":")[-1],
+                                              fields=fields))
+        except ValidationError as exc:  # the sender's mistake (e.g. an Id over 40 characters), not ours
+            raise bad_request(f"Notification {len(notifications) + 1}: {_problems(exc)}") from None
     if not notifications:
         raise bad_request("the message has no Notification")
     if len(notifications) > MAX_NOTIFICATIONS:
