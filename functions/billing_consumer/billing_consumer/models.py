@@ -153,6 +153,8 @@ def parse_message(body: str, message_id: str | None = None) -> ContractSigned:
         document = json.loads(body)
     except (TypeError, ValueError):
         raise InvalidMessage("the message body is not JSON") from None
+    except RecursionError:  # not transient: the same body fails the same way on every receive
+        raise InvalidMessage("the message body is JSON nested too deeply to read") from None
     if not isinstance(document, dict):
         raise InvalidMessage("the message body is not a JSON object")
     try:
