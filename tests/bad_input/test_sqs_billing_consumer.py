@@ -261,18 +261,20 @@ def test_extra_fields_do_not_stop_a_valid_contract(billing_consumer: Consumer) -
     assert access.request("GET", f"sobjects/Contract/{contract}")["Billing_Status__c"] == "Active"
 
 
-# -- found by this suite, reported, not fixed here -------------------------------------------------------
+# -- found by this suite, since fixed ------------------------------------------------------------------
 
 def test_deeply_nested_body_is_refused_at_once(billing_consumer: Consumer) -> None:
     assert_refused(billing_consumer.deliver(deeply_nested(5_000)), billing_consumer.logs)
 
 
-@pytest.mark.xfail(strict=True, reason="request_id (any string up to 100 characters in the API model) is sent to "
-                                       "billing as the X-Correlation-Id header: a newline, a leading space or a "
-                                       "non-Latin-1 character makes requests refuse it, the message is retried as "
-                                       "billing_unavailable until the DLQ, never billed - reported")
-def test_request_id_that_is_not_a_header_value_is_billed(billing_consumer: Consumer) -> None:
-    request_id = "line\nbreak"
+@pytest.mark.parametrize(("request_id", "header"), [
+    ("line\nbreak", "line%0Abreak"), (" leading space", "%20leading%20space"),
+    ("caf\u00e9 \u20ac5", "caf%C3%A9%20%E2%82%AC5"), ("ok id-7/x", "ok id-7/x"),
+], ids=["newline", "leading-space", "non-latin-1", "plain"])
+def test_request_id_that_is_not_a_header_value_is_billed(billing_consumer: Consumer, request_id: str,
+                                                          header: str) -> None:
+    """Any request_id the API model allows reaches billing as a valid X-Correlation-Id (percent-encoded when it
+    could not be a header value as is), and the contract is billed."""
     access = get_access()
     account = access.request("POST", "sobjects/Account", json={"Name": "Header Ltd"})["id"]
     contract = access.request("POST", "sobjects/Contract", json={
@@ -281,3 +283,6 @@ def test_request_id_that_is_not_a_header_value_is_billed(billing_consumer: Consu
                                                             request_id=request_id)))
     assert (delivery.failed, delivery.dead_letters) == ([], [])
     assert len(billing_consumer.billing.accounts(to_18(contract))) == 1
+    [sent] = [r for r in billing_consumer.billing.requests() if r["method"] == "POST"
+              and r["headers"].get("idempotency-key") == f"contract-{to_18(contract)}"]
+    assert sent["headers"]["x-correlation-id"] == header

@@ -8,8 +8,11 @@ outages are left to SQS redelivery with backoff.
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from pydantic import ValidationError
@@ -50,6 +53,17 @@ class BillingSettings:
         return attempts * (self.connect_timeout + self.read_timeout) + self.retries * MAX_IN_PROCESS_WAIT
 
 
+_HEADER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")  # visible ASCII, inner spaces
+_KEPT_AS_IS = "".join(c for c in string.punctuation if c != "%")
+
+
+def correlation_header(value: str) -> str:
+    """A caller's request id as a header value. Kept as is when it is visible ASCII; otherwise (a line break,
+    leading space, non-Latin-1 text: requests refuses those, and the contract would never be billed)
+    percent-encoded as UTF-8, so the id stays traceable and the header always valid."""
+    return value if _HEADER_SAFE.fullmatch(value) else quote(value, safe=_KEPT_AS_IS)
+
+
 def idempotency_key(contract: ContractSigned) -> str:
     return f"contract-{contract.contract_id}"
 
@@ -75,7 +89,7 @@ class BillingClient:
         url = f"{self.settings.base_url.rstrip('/')}/billing-accounts"
         headers = {"Idempotency-Key": idempotency_key(contract)}
         if contract.source_id:
-            headers["X-Correlation-Id"] = contract.source_id
+            headers["X-Correlation-Id"] = correlation_header(contract.source_id)
         response = self._call("POST", url, json=contract.billing_fields(), headers=headers)
         if response.status_code == 422 and _error_code(response) == "idempotency_key_reused":
             # An earlier delivery of the same contract (another entry point, other optional fields) opened
