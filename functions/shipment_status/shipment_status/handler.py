@@ -7,23 +7,28 @@ to the dead-letter queue; what is ignored on purpose (an older status, a duplica
 `sqs_handler` is the buffered variant (the rule targets an SQS queue, Lambda reads batches of up to 10, or
 more with a batching window): the same service applies the whole batch, so all its platform events go out
 in one API call, and only the messages whose change failed are reported for redelivery.
+
+A publish whose answer was lost (``unknown``) fails too: the retry publishes it again, so the page may get the
+event twice, both copies with the same de-duplication key (Tracking_Number__c + Status_Time__c).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
-from salesforce_access import get_access
+from salesforce_access import SalesforceError, get_access
 from salesforce_access.observability import logger, metrics, tracer
 from shipment_status.leases import DynamoDBLeases
-from shipment_status.models import InvalidShipmentEvent, ShipmentStatusChange, parse_eventbridge_event
+from shipment_status.models import InvalidShipmentEvent, ShipmentStatusChange, dedup_key, parse_eventbridge_event
 from shipment_status.salesforce import SalesforceShipments
 from shipment_status.service import Outcome, Report, Result, ShipmentStatusService
 
@@ -61,8 +66,25 @@ def _record(report: Report) -> None:
     for result, count in report.counts().items():
         metrics.add_metric(name=f"ShipmentChanges{result.title()}", unit=MetricUnit.Count, value=count)
     for outcome in report.outcomes:
+        if outcome.result is Result.UNKNOWN:
+            logger.warning("publish outcome unknown; the retry publishes again, the page may receive it twice",
+                           extra={**_log_fields(outcome), "dedup_key": dedup_key(outcome.change)})
+            continue
         level = logger.warning if outcome.result in (Result.FAILED, Result.REJECTED, Result.BUSY) else logger.info
         level("shipment change " + outcome.result.value, extra=_log_fields(outcome))
+
+
+@contextlib.contextmanager
+def _logged_failure(changes: Sequence[ShipmentStatusChange]) -> Iterator[None]:
+    """One error line when Salesforce fails the whole call, then the error goes on to Lambda (retry, DLQ).
+    Only the error's type, code, status and path: never its headers or body."""
+    try:
+        yield
+    except SalesforceError as exc:
+        logger.error("Salesforce call failed; the invocation fails and is retried", extra={
+            "error": type(exc).__name__, "error_code": exc.error_code, "status": exc.status, "method": exc.method,
+            "path": exc.path, "attempts": exc.attempts, "tracking_numbers": [c.tracking_number for c in changes]})
+        raise
 
 
 def _log_fields(outcome: Outcome) -> dict[str, Any]:
@@ -90,9 +112,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="ShipmentEventsInvalid", unit=MetricUnit.Count, value=1)
         logger.error("invalid ShipmentStatusChanged event", extra={"problems": exc.problems})
         raise
-    report = build_service(context).apply([change])
+    with _logged_failure([change]):
+        report = build_service(context).apply([change])
     _record(report)
-    failed = report.of(Result.FAILED, Result.BUSY, Result.REJECTED)
+    failed = report.of(Result.FAILED, Result.BUSY, Result.REJECTED, Result.UNKNOWN)
     if failed:
         raise ShipmentUpdateFailed("; ".join(f"{o.change.tracking_number}: {o.result.value}: {o.detail}"
                                              for o in failed))
@@ -118,8 +141,9 @@ def sqs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                          extra={"message_id": record.get("messageId"), "error": str(exc)})
             failures.append(record.get("messageId", ""))
     if changes:
-        report = build_service(context).apply([change for _, change in changes])
+        with _logged_failure([change for _, change in changes]):
+            report = build_service(context).apply([change for _, change in changes])
         _record(report)
-        bad = {id(o.change) for o in report.of(Result.FAILED, Result.BUSY, Result.REJECTED)}
+        bad = {id(o.change) for o in report.of(Result.FAILED, Result.BUSY, Result.REJECTED, Result.UNKNOWN)}
         failures += [message_id for message_id, change in changes if id(change) in bad]
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

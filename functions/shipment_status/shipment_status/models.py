@@ -91,6 +91,13 @@ class ShipmentStatusChange(BaseModel):
         return fields
 
 
+def dedup_key(change: ShipmentStatusChange) -> str:
+    """``<Tracking_Number__c>|<Status_Time__c>`` as the event carries them: the same in every copy of one change
+    (a publish whose answer was lost is published again), so a subscriber drops the copies by it."""
+    fields = change.event_fields()
+    return f"{fields['Tracking_Number__c']}|{fields['Status_Time__c']}"
+
+
 class ShipmentStatusEvent(EventBridgeModel):
     """The EventBridge envelope as the rule delivers it to Lambda (Powertools' model, detail typed).
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from shipment_status.models import ShipmentRecord, ShipmentStatusChange
-from shipment_status.service import PublishResult, WriteFailure
+from shipment_status.service import PublishOutcomeUnknown, PublishResult, WriteFailure
 
 if TYPE_CHECKING:
     from salesforce_access import RecordResult, SalesforceAccess
@@ -19,6 +19,7 @@ EXTERNAL_ID = "Tracking_Number__c"
 EVENT = "Shipment_Status__e"
 CHUNK = 200  # tracking numbers per query: keeps the SOQL well under its length limit
 ENQUEUED = "OPERATION_ENQUEUED"
+GATEWAY_STATUSES = frozenset({502, 504})  # a gateway may have forwarded the request before failing
 # Per-record codes that a retry can fix (the record was locked, the org was busy); others are permanent.
 TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED",
                              "ALL_OR_NONE_OPERATION_ROLLED_BACK", "PROCESSING_HALTED"})
@@ -81,6 +82,19 @@ class SalesforceShipments:
         return failures
 
     def publish(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, PublishResult]:
-        """All events in one sObject Collections create (up to 200 per call), each judged on its own."""
-        results = self.access.collections.create(EVENT, [c.event_fields() for c in changes])
+        """All events in one sObject Collections create (up to 200 per call), each judged on its own.
+
+        A create is never replayed by the layer: a timeout or a dropped connection after sending (OutcomeUnknown),
+        or a gateway error, leaves it unknown whether the events went out (PublishOutcomeUnknown).
+        """
+        from salesforce_access import OutcomeUnknown, ServiceUnavailable
+
+        try:
+            results = self.access.collections.create(EVENT, [c.event_fields() for c in changes])
+        except OutcomeUnknown as exc:
+            raise PublishOutcomeUnknown(f"no answer to the publish ({type(exc).__name__})") from exc
+        except ServiceUnavailable as exc:
+            if exc.status not in GATEWAY_STATUSES:
+                raise
+            raise PublishOutcomeUnknown(f"gateway error {exc.status} on the publish") from exc
         return {c.tracking_number: judge_publish(r) for c, r in zip(changes, results, strict=True)}

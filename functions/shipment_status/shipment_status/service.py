@@ -9,6 +9,11 @@ For each shipment, under a lease that keeps concurrent invocations from interlea
    ``Shipment_Status__e`` (all in one call), record first so that a page reloading on the event sees it;
 4. a change equal to the record was written by an earlier attempt: it is published only if that attempt
    did not publish it (the lease store remembers the last published status time), otherwise a duplicate.
+
+Delivery to the page is exactly once when every answer arrives, and at least once when a publish was sent
+but its answer was lost (`PublishOutcomeUnknown`): platform events cannot be queried or de-duplicated in
+Salesforce, so the only way not to lose the update is to publish it again on the retry. Every event
+carries the de-duplication key ``Tracking_Number__c`` + ``Status_Time__c``, identical in both copies.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ class Result(StrEnum):
     REJECTED = "rejected"  # permanently refused (a status time in the future, a Salesforce validation error)
     BUSY = "busy"  # another invocation holds the shipment's lease: retry later
     FAILED = "failed"  # Salesforce did not take the record or the event: retry later
+    UNKNOWN = "unknown"  # the event was sent, its answer lost: published again by the retry (at least once)
 
 
-RETRYABLE = frozenset({Result.BUSY, Result.FAILED})
+RETRYABLE = frozenset({Result.BUSY, Result.FAILED, Result.UNKNOWN})
 PERMANENT_FAILURE = frozenset({Result.REJECTED})
 
 
@@ -79,6 +85,10 @@ class WriteFailure:
     permanent: bool
 
 
+class PublishOutcomeUnknown(Exception):
+    """The events were sent but no answer came back: Salesforce may or may not have published them."""
+
+
 @dataclass(frozen=True)
 class PublishResult:
     ok: bool
@@ -93,7 +103,9 @@ class Shipments(Protocol):
 
     def upsert(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, WriteFailure]: ...
 
-    def publish(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, PublishResult]: ...
+    def publish(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, PublishResult]:
+        """One result per tracking number; PublishOutcomeUnknown if the answer was lost."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,14 @@ class ShipmentStatusService:
             else:
                 report.add(change, Result.REJECTED if failure.permanent else Result.FAILED, failure.message)
 
-        results = self.shipments.publish(to_publish) if to_publish else {}
+        try:
+            results = self.shipments.publish(to_publish) if to_publish else {}
+        except PublishOutcomeUnknown as exc:
+            # Not remembered as published, so the retry publishes again: a possible duplicate (same key) is
+            # better than a page that never shows the change.
+            for change in to_publish:
+                report.add(change, Result.UNKNOWN, str(exc))
+            return
         for change in to_publish:
             result = results.get(change.tracking_number)
             if result is not None and result.ok:

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from shipment_status import handler as publisher
 from shipment_status.handler import ShipmentUpdateFailed
-from shipment_status.salesforce import judge_publish
+from shipment_status.models import ShipmentStatusChange
+from shipment_status.salesforce import SalesforceShipments, judge_publish
+from shipment_status.service import PublishOutcomeUnknown
 
 from salesforce_access import RecordResult, RequestLimitExceeded, ServiceUnavailable, get_access, reset_access_cache
 
@@ -109,13 +112,17 @@ def test_an_expired_session_is_renewed_between_and_during_invocations(publish, s
 
 
 def test_a_publish_that_fails_after_the_upsert_is_published_by_the_retry_exactly_once(
-        publish, salesforce, org, page, tracking):
+        publish, salesforce, org, page, tracking, logs):
     number = tracking()
     event = status_event(number, "Delivered", minutes=90)
     salesforce.inject("REQUEST_LIMIT_EXCEEDED", count=1, method="POST", path="composite/sobjects")
 
     with pytest.raises(RequestLimitExceeded):
         publish(event)
+    [failed] = [json.loads(line) for line in logs.getvalue().splitlines() if "Salesforce call failed" in line]
+    assert (failed["level"], failed["error"], failed["error_code"], failed["status"], failed["tracking_numbers"]) == \
+        ("ERROR", "RequestLimitExceeded", "REQUEST_LIMIT_EXCEEDED", 403, [number])
+    assert get_access().tokens.peek().value not in logs.getvalue()
     assert org.shipment(number)["Status__c"] == "Delivered"  # the record was written
     assert page.events(number, 1, timeout=1.0) == []  # the event was not
 
@@ -128,6 +135,39 @@ def test_a_publish_that_fails_after_the_upsert_is_published_by_the_retry_exactly
     assert calls == ["GET", "POST"]  # no second upsert, one publish
     assert again["results"] == {"duplicate": 1}
     assert [e["Status__c"] for e in page.events(number, 2, timeout=1.0)] == ["Delivered"]
+
+
+def test_a_dropped_publish_fails_the_whole_sqs_batch_and_the_redelivery_publishes_each_once(
+        salesforce, state_table, org, page, tracking, lambda_context, logs):
+    numbers = [tracking() for _ in range(2)]
+    batch = {"Records": [{"messageId": f"m{i}", "body": json.dumps(status_event(n, "Picked Up"))}
+                         for i, n in enumerate(numbers)]}
+    salesforce.inject("drop", count=1, method="POST", path="composite/sobjects")  # sent, no answer
+
+    first = publisher.sqs_handler(batch, lambda_context)
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    unknown = [json.loads(line) for line in logs.getvalue().splitlines() if "publish outcome unknown" in line]
+    assert sorted(r["dedup_key"] for r in unknown) == sorted(f"{n}|2025-03-02T08:00:00.000Z" for n in numbers)
+    assert publisher.sqs_handler(batch, lambda_context) == {"batchItemFailures": []}  # SQS delivers them again
+    for number in numbers:
+        assert [e["Status__c"] for e in page.events(number, 2, timeout=0.5)] == ["Picked Up"]
+
+
+@pytest.mark.parametrize(("status", "unknown"), [(502, True), (504, True), (503, False)])
+def test_a_gateway_error_on_the_publish_is_an_unknown_outcome(status, unknown):
+    # The emulator cannot answer 502/504, so the layer's Collections are played by a class raising what the layer
+    # raises for them (a create is not replayed after a gateway error).
+    class Access:
+        class collections:  # shaped like the layer's attribute
+            @staticmethod
+            def create(sobject: str, records: list) -> list:
+                raise ServiceUnavailable("unavailable", status=status, method="POST", url="https://x/sobjects")
+
+    change = ShipmentStatusChange(tracking_number="1Z1", status="Delivered", status_time="2025-03-02T08:00:00Z")
+    expected = PublishOutcomeUnknown if unknown else ServiceUnavailable  # a 503 was refused: known not published
+    with pytest.raises(expected):
+        SalesforceShipments(Access()).publish([change])
 
 
 def test_a_record_refused_by_salesforce_fails_with_its_error_code(publish, salesforce, tracking):
