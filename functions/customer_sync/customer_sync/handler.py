@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from salesforce_access import (
     AllocationExhausted,
@@ -45,6 +45,7 @@ from .state import LockHeld, NotClaimed, RunState, StateStore
 
 AWS_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 4})
 MAX_ERRORS_SHOWN = 10
+EARLIEST_SINCE = datetime(2000, 1, 1, tzinfo=UTC)  # a backfill from before this is a mistake (use mode full)
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -60,6 +61,21 @@ class StartRequest(BaseModel):
     mode: Literal["incremental", "full", "backfill"] = "incremental"
     since: AwareDatetime | None = None  # backfill: re-sync both sides from this moment
     trigger: str = "on-demand"
+
+    @field_validator("since")
+    @classmethod
+    def _since_in_range(cls, value: datetime | None) -> datetime | None:
+        """Checked here, before the lock: near datetime's limits a zoned time cannot even become UTC
+        (0001-01-01T00:00:00+01:00), and a window from before 2000 or from the future is a mistake."""
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST_SINCE <= utc <= datetime.now(UTC):
+            raise ValueError("must be a time from 2000-01-01T00:00:00Z up to now")
+        return utc
 
     @model_validator(mode="after")
     def _since_for_backfill(self) -> StartRequest:
@@ -181,32 +197,43 @@ def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
         store.acquire_lock(run_id, settings.lock_ttl_seconds)
     except LockHeld as held:
         return _refused((held.owner, held.expires_at))
-
-    if run is not None:
-        if not store.requeue(run):
-            return {"status": "skipped", "reason": "another start resumed the run", "run_id": run.run_id}
-        _send(settings, run)
-        logger.info("customer sync resumed", extra={"run_id": run.run_id, "phase": run.phase, "step": run.step})
-        metrics.add_metric(name="SyncRunsResumed", unit=MetricUnit.Count, value=1)
-        return {"status": "resumed", "run_id": run.run_id, "step": run.step}
-
     try:
-        user_id = settings.integration_user_id or SalesforceAccounts.integration_user_id(access)
-    except LookupError as exc:
+        if run is not None:
+            if not store.requeue(run):
+                return {"status": "skipped", "reason": "another start resumed the run", "run_id": run.run_id}
+            _send(settings, run)
+            logger.info("customer sync resumed", extra={"run_id": run.run_id, "phase": run.phase, "step": run.step})
+            metrics.add_metric(name="SyncRunsResumed", unit=MetricUnit.Count, value=1)
+            return {"status": "resumed", "run_id": run.run_id, "step": run.step}
+
+        try:
+            user_id = settings.integration_user_id or SalesforceAccounts.integration_user_id(access)
+        except LookupError as exc:
+            store.release_lock(run_id)
+            logger.error("customer sync not started", extra={"error": str(exc)})
+            return {"status": "rejected", "errors": [str(exc)]}
+        window = _window(request, store.watermarks(), settings.watermark_lag_seconds)
+        mode = "full" if request.mode == "incremental" and window["salesforce_from"] is None \
+            and window["erp_from"] is None else request.mode
+        run = RunState(run_id=run_id, mode=mode, started_at=datetime.now(UTC).isoformat(), integration_user_id=user_id,
+                       window=window)
+        store.create_run(run)
+        _send(settings, run)
+        logger.info("customer sync started", extra={"run_id": run_id, "mode": mode, "trigger": request.trigger,
+                                                    "window": window})
+        metrics.add_metric(name="SyncRunsStarted", unit=MetricUnit.Count, value=1)
+        return {"status": "started", "run_id": run_id, "mode": mode, "window": window}
+    except BaseException:
+        _release_after_failure(store, run_id)  # a start that failed must not keep the next runs out
+        raise
+
+
+def _release_after_failure(store: StateStore, run_id: str) -> None:
+    try:
         store.release_lock(run_id)
-        logger.error("customer sync not started", extra={"error": str(exc)})
-        return {"status": "rejected", "errors": [str(exc)]}
-    window = _window(request, store.watermarks(), settings.watermark_lag_seconds)
-    mode = "full" if request.mode == "incremental" and window["salesforce_from"] is None \
-        and window["erp_from"] is None else request.mode
-    run = RunState(run_id=run_id, mode=mode, started_at=datetime.now(UTC).isoformat(), integration_user_id=user_id,
-                   window=window)
-    store.create_run(run)
-    _send(settings, run)
-    logger.info("customer sync started", extra={"run_id": run_id, "mode": mode, "trigger": request.trigger,
-                                                "window": window})
-    metrics.add_metric(name="SyncRunsStarted", unit=MetricUnit.Count, value=1)
-    return {"status": "started", "run_id": run_id, "mode": mode, "window": window}
+    except Exception as exc:  # the original error matters more; the lock expires anyway
+        logger.error("customer sync lock not released after a failed start",
+                     extra={"run_id": run_id, "error": type(exc).__name__})
 
 
 def _refused(holder: tuple[str, int]) -> dict[str, Any]:
