@@ -94,6 +94,13 @@ def _log_fields(outcome: Outcome) -> dict[str, Any]:
             "detail": outcome.detail, "event_uuid": outcome.event_uuid}
 
 
+def _describe(exc: Exception) -> str:
+    """Why a message could not be parsed; InvalidShipmentEvent and ValueError name the fields, never values."""
+    if isinstance(exc, (InvalidShipmentEvent, ValueError, KeyError, TypeError)):
+        return str(exc)
+    return f"{type(exc).__name__}: the message body cannot be read"
+
+
 def _summary(report: Report) -> dict[str, Any]:
     return {"results": report.counts(),
             "shipments": [{"tracking_number": o.change.tracking_number, "status": o.change.status.value,
@@ -136,9 +143,10 @@ def sqs_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in event.get("Records", []):
         try:
             changes.append((record["messageId"], parse_eventbridge_event(json.loads(record["body"]))))
-        except (InvalidShipmentEvent, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # whatever one body raises (RecursionError too) fails that message alone
             logger.error("invalid message in the shipment queue",
-                         extra={"message_id": record.get("messageId"), "error": str(exc)})
+                         extra={"message_id": record.get("messageId"), "error": _describe(exc)})
+            metrics.add_metric(name="ShipmentEventsInvalid", unit=MetricUnit.Count, value=1)
             failures.append(record.get("messageId", ""))
     if changes:
         with _logged_failure([change for _, change in changes]):

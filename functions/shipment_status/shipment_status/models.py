@@ -11,6 +11,10 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DETAIL_TYPE = "ShipmentStatusChanged"
+# A status time before this is a sender's bug, and near datetime's limits one cannot even be converted to UTC
+# (0001-01-01T00:00:00+01:00 overflows). The webhook refuses the same; a time in the future is the service's
+# rule (refused with a tolerance for clock skew).
+EARLIEST_STATUS_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class ShipmentStatus(StrEnum):
@@ -61,7 +65,13 @@ class ShipmentStatusChange(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must include a time zone (e.g. 2025-03-02T08:15:00Z)")
-        return to_millis(value)
+        try:
+            utc = to_millis(value)
+        except OverflowError:  # not a ValueError: pydantic would let it escape the model
+            utc = None
+        if utc is None or utc < EARLIEST_STATUS_TIME:
+            raise ValueError("must be a time from 2000-01-01T00:00:00Z on, convertible to UTC")
+        return utc
 
     def shipment_fields(self, *, link_order: bool = True) -> dict[str, Any]:
         """The Shipment__c record, keyed by Tracking_Number__c for an upsert."""
