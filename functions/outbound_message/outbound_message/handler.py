@@ -4,6 +4,8 @@ keeps the message and retries it."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
 from typing import Any
@@ -39,11 +41,21 @@ def xml(status: int, body: str) -> Response:
     return Response(status_code=status, content_type=CONTENT_TYPE, body=body)
 
 
+def _body_bytes() -> bytes:
+    """The body as bytes for expat, which reads the XML declaration's encoding. Not Powertools' decoded_body: it
+    decodes a base64 body (binary media types, local stacks) as UTF-8 and raises on anything else."""
+    event = app.current_event
+    if event.is_base64_encoded and event.body:
+        try:
+            return base64.b64decode(event.body, validate=True)
+        except (binascii.Error, ValueError):
+            raise SoapFault("the request body is not valid base64", status=400, client=True) from None
+    return (event.body or "").encode("utf-8")
+
+
 @app.post("/outbound/contracts")
 def notifications() -> Response:
-    event = app.current_event
-    raw = event.decoded_body or ""
-    message = parse_notifications(raw.encode("utf-8") if isinstance(raw, str) else raw)
+    message = parse_notifications(_body_bytes())
     expected = os.environ.get("SALESFORCE_ORG_ID", "")
     if not expected:
         raise SoapFault("the endpoint is not configured (SALESFORCE_ORG_ID)", status=500, client=False)
