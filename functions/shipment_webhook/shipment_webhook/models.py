@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MAX_EVENTS = 50
 # A carrier's status time outside this window is a sender's bug. Refused here (400) rather than accepted and
 # left to fail in the publisher: near datetime's limits it cannot even be converted to UTC
-# (0001-01-01T00:00:00+01:00). The publisher (functions/shipment_status) applies the same window.
+# (0001-01-01T00:00:00+01:00). The publisher (functions/shipment_status) refuses a time before 2000 too, and
+# one in the future.
 EARLIEST_STATUS_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_STATUS_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
