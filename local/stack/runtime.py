@@ -6,10 +6,15 @@ The worker's environment is built from scratch (the template's variables, the lo
 variables), never inherited from the stack's process. The invocation's deadline comes from the template's
 Timeout; a worker that overruns it is killed and the invocation fails with Lambda's timeout error, and the
 next invocation is a cold start again, as on Lambda.
+
+Stopping a runner ends every worker within about a second: idle ones exit when their input closes, busy ones
+are sent SIGTERM (then SIGKILL if they are still there after a short grace), and their invocations fail with
+Runtime.ExitError. Workers ignore SIGINT, so Ctrl-C reaches only the stack's process, which stops them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -25,6 +30,7 @@ from typing import Any
 
 WORKER = Path(__file__).with_name("worker.py")
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")  # never proxies or credentials
+STOP_GRACE_SECONDS = 1.0  # how long a stopping worker may take to exit before it is killed
 LogSink = Callable[[str, str], None]  # (function logical id, one line of its output)
 
 
@@ -109,7 +115,7 @@ class Worker:
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except (OSError, ValueError):  # the process ended, or the runner closed its input to stop it
             return {"_ended": True}
         try:
             answer = self.answers.get(timeout=max(deadline - time.time(), 0.0))
@@ -121,15 +127,30 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self) -> None:
+    def close_input(self) -> None:
+        """An idle worker exits when its input closes (the end of its request loop)."""
+        if self.process.stdin:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.close()
+
+    def terminate(self) -> None:
+        """A busy worker is in the function's code: SIGTERM ends it there."""
         if self.process.poll() is None:
-            try:
-                if self.process.stdin:
-                    self.process.stdin.close()
-                self.process.wait(timeout=2)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+            with contextlib.suppress(OSError):
+                self.process.terminate()
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the process to end until `deadline` (time.monotonic), then kill it."""
+        try:
+            self.process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        if self.process.poll() is None:
+            self.close_input()
+            self.reap(time.monotonic() + grace)
 
 
 class FunctionRunner:
@@ -139,6 +160,7 @@ class FunctionRunner:
         self.spec = spec
         self.sink = sink or default_sink
         self._idle: list[Worker] = []
+        self._workers: set[Worker] = set()  # every live worker, idle or busy, so that stop() reaches them all
         self._busy = 0
         self._cond = threading.Condition()
         self._stopped = False
@@ -172,6 +194,7 @@ class FunctionRunner:
                     if worker.alive:
                         self._busy += 1
                         return worker
+                    self._workers.discard(worker)
                 if self._busy < self.spec.max_concurrency:
                     self._busy += 1
                     return None
@@ -183,9 +206,24 @@ class FunctionRunner:
             self._busy -= 1
             if worker is not None and worker.alive and not self._stopped:
                 self._idle.append(worker)
+                worker = None
             elif worker is not None:
-                worker.stop()
+                self._workers.discard(worker)
             self._cond.notify()
+        if worker is not None:
+            worker.stop()
+
+    def _start_worker(self) -> Worker:
+        worker = Worker(self.spec, self.environment(), self.sink)
+        with self._cond:
+            stopped = self._stopped
+            if not stopped:
+                self._workers.add(worker)
+        if stopped:  # stop() ran while the process was starting
+            worker.terminate()
+            worker.reap(time.monotonic() + STOP_GRACE_SECONDS)
+            raise RuntimeError(f"{self.spec.logical_id} is stopped")
+        return worker
 
     def invoke(self, event: Any, request_id: str | None = None) -> InvocationResult:
         request_id = request_id or str(uuid.uuid4())
@@ -199,7 +237,7 @@ class FunctionRunner:
         result = InvocationResult(request_id)
         try:
             if worker is None:
-                worker = Worker(self.spec, self.environment(), self.sink)
+                worker = self._start_worker()  # RuntimeError if the runner stopped meanwhile, as _take raises
                 result.cold_start = True
                 self.cold_starts += 1
                 # Lambda gives the init phase up to 10 s of its own, outside the function's timeout.
@@ -209,8 +247,7 @@ class FunctionRunner:
                     worker.stop()
                     result.error = {"errorType": "Runtime.ExitError",
                                     "errorMessage": "the execution environment exited or hung during init"}
-                    worker = None
-                    return result
+                    return result  # _give_back forgets a dead worker
             self.invocations += 1
             begin = time.time()
             answer = worker.invoke(event, request_id, begin + timeout)
@@ -219,7 +256,6 @@ class FunctionRunner:
                 exited = answer is not None
                 worker.process.kill()
                 worker.stop()
-                worker = None
                 result.error = ({"errorType": "Runtime.ExitError",
                                  "errorMessage": f"RequestId: {request_id} Error: Runtime exited without "
                                                  "providing a reason"} if exited else
@@ -231,20 +267,28 @@ class FunctionRunner:
                 if str(result.error.get("errorType", "")).startswith("Runtime.") and \
                         result.error["errorType"] != "Runtime.MarshalError":
                     worker.stop()  # an init failure: the next invocation tries a fresh environment
-                    worker = None
             else:
                 result.payload = answer.get("result")
             return result
         finally:
             self._give_back(worker)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """End every worker: idle ones by closing their input, busy ones by SIGTERM; whatever is left after
+        `grace` seconds is killed. Their invocations fail with Runtime.ExitError; new ones are refused."""
         with self._cond:
             self._stopped = True
             idle, self._idle = self._idle, []
+            workers = list(self._workers)
+            self._workers.clear()
             self._cond.notify_all()
-        for worker in idle:
-            worker.stop()
+        for worker in workers:
+            worker.close_input()
+            if worker not in idle:
+                worker.terminate()
+        deadline = time.monotonic() + grace
+        for worker in workers:
+            worker.reap(deadline)
 
 
 # -- terminal output -----------------------------------------------------------------------------------------

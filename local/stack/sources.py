@@ -127,6 +127,10 @@ class SqsPoller:
             self._threads.append(thread)
         return self
 
+    def request_stop(self) -> None:
+        """Receive nothing more; a batch in flight finishes (or fails when its worker is stopped)."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
@@ -182,6 +186,7 @@ class AsyncInvoker:
         self.invoke, self.sqs, self.activity, self.history = invoke, sqs, activity, history
         self.failure_queue_url = failure_queue_url
         self.retry_delays = retry_delays
+        self.stopping = threading.Event()  # set by the stack's stop: no more retries, nothing sent anywhere
 
     def submit(self, fn: Function, event: Any, source: str, retries: int | None = None) -> None:
         self.activity.__enter__()
@@ -189,6 +194,9 @@ class AsyncInvoker:
         def run() -> None:
             try:
                 self.run(fn, event, source, retries)
+            except Exception:
+                if not self.stopping.is_set():  # the stack stopped under it: nothing to report
+                    raise
             finally:
                 self.activity.__exit__()
 
@@ -201,10 +209,12 @@ class AsyncInvoker:
         for attempt in range(attempts):
             result = self.invoke(fn.logical_id, event)
             self.history.append(Delivery(fn.logical_id, source, 1, result.ok, error=result.error))
-            if result.ok:
+            if result.ok or self.stopping.is_set():
                 return result
             if attempt + 1 < attempts:
-                time.sleep(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])
+                self.stopping.wait(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])
+                if self.stopping.is_set():
+                    return result
         self._failed(fn, event, result, attempts)
         return result
 
@@ -246,6 +256,9 @@ class TapPoller:
     def start(self) -> TapPoller:
         self._thread.start()
         return self
+
+    def request_stop(self) -> None:
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

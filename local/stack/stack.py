@@ -147,13 +147,19 @@ class LocalStack:
                                            self.invoker, self.activity).start())
 
     def stop(self) -> None:
+        """Within about a second even with functions busy: event sources take nothing more, every runner ends
+        its workers (busy ones by SIGTERM), so nothing is left to wait for, then the servers stop."""
+        for poller in self._pollers:
+            poller.request_stop()
+        if self.invoker is not None:
+            self.invoker.stopping.set()
+        for runner in self.runners.values():
+            runner.stop()
         for poller in self._pollers:
             poller.stop()
         self._pollers.clear()
         if self.gateway is not None:
             self.gateway.stop()
-        for runner in self.runners.values():
-            runner.stop()
         self.runners.clear()
         try:
             if self.moto.endpoint:

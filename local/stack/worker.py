@@ -6,15 +6,21 @@ Protocol: one JSON request per line on stdin ({"event", "request_id", "deadline_
 line on the file descriptor that was stdout when the process started; fd 1 itself is pointed at stderr so
 that whatever the function prints or logs reaches the terminal, not the protocol. Standard library only: the
 function's own environment must not see the local stack's modules.
+
+Ctrl-C in a terminal sends SIGINT to every process of the foreground group, this one included: it is ignored
+(no KeyboardInterrupt traceback), because the stack's process handles it and ends this one, by closing its
+input when idle, by SIGTERM when busy.
 """
 
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 _protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
 os.dup2(2, 1)
 sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
@@ -106,4 +112,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # the stack went away while this environment was answering: nobody to tell
+        os._exit(0)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import requests
 
-from .conftest import FIXTURE_TEMPLATE, ROOT
+from .conftest import FIXTURE_TEMPLATE, HERE, ROOT, ProbeLog
+from .test_runtime import _running
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -67,3 +72,46 @@ def test_up_serves_fires_and_stops_on_ctrl_c(tmp_path):
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_ctrl_c_with_a_function_busy_stops_everything_at_once_and_quietly(tmp_path: Path):
+    probe_log = ProbeLog(tmp_path / "probe.jsonl")
+    env_file = tmp_path / "probe.env"
+    env_file.write_text(f"PROBE_LOG={probe_log.path}\n")
+    # Its own process group, as a terminal runs `make local`: Ctrl-C sends SIGINT to every process in it.
+    process = subprocess.Popen([sys.executable, "-m", "local", "up", "--port", "0", "--json", "--template",
+                                str(HERE / "fixture" / "busy-template.yaml"), "--env-file", str(env_file)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        assert process.stdout is not None
+        summary = json.loads(process.stdout.readline())
+        replies: list = []
+
+        def call() -> None:
+            try:
+                replies.append(requests.post(f"{summary['api_url']}/slow", json={"seconds": 30}, timeout=60))
+            except requests.RequestException as exc:
+                replies.append(exc)
+
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        [busy] = probe_log.wait_for(lambda entries: len(entries) == 1)  # the function is sleeping now
+        assert _running(busy["pid"])
+
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        stopped_in = time.monotonic() - started
+        caller.join(10)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert process.returncode == 0
+    assert stopped_in < 5  # the function had 30 s of sleep left
+    assert not _running(busy["pid"])
+    assert "KeyboardInterrupt" not in stderr
+    assert "Traceback" not in stderr
+    assert replies[0].status_code == 502  # the caller got an answer, not a hang

@@ -144,3 +144,59 @@ def test_output_goes_to_the_sink_prefixed_and_readable(tmp_path: Path):
     assert format_log_line("Billing", record) == "[Billing] INFO    billed  contract_id=800"
     metrics = '{"_aws": {"CloudWatchMetrics": [{"Metrics": [{"Name": "Billed"}]}]}, "Billed": [1.0]}'
     assert format_log_line("Billing", metrics) == "[Billing] metrics Billed=1.0"
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not ended (a zombie has ended; its parent only has not read its status)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_stop_ends_busy_and_idle_workers_at_once():
+    import threading
+
+    lines: list = []
+    runner = _runner(timeout=60.0, lines=lines)
+    busy: list = []
+    thread = threading.Thread(target=lambda: busy.append(runner.invoke({"action": "sleep", "seconds": 30})))
+    thread.start()
+    idle = runner.invoke({"action": "env"})  # a second environment, warm and idle once this returns
+    assert idle.ok, idle.error
+    deadline = time.monotonic() + 10
+    while runner.invocations < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = {w.process.pid for w in runner._workers}
+    assert len(workers) == 2
+    assert idle.payload["pid"] in workers
+
+    started = time.monotonic()
+    runner.stop()
+    stopped_in = time.monotonic() - started
+    thread.join(10)
+
+    assert stopped_in < 3  # the sleeping invocation had 29 s to go
+    assert not any(_running(pid) for pid in workers)
+    assert busy[0].error["errorType"] == "Runtime.ExitError"  # the busy invocation failed, it did not hang
+    with pytest.raises(RuntimeError, match="stopped"):
+        runner.invoke({"action": "env"})
+    assert not any("Traceback" in line for _, line in lines)
+
+
+def test_a_worker_ignores_ctrl_c_which_the_stack_handles(runner):
+    import signal
+
+    lines: list = []
+    runner.sink = collecting_sink(lines)
+    first = runner.invoke({"action": "env"})
+    os.kill(first.payload["pid"], signal.SIGINT)  # what a terminal's Ctrl-C sends to the whole process group
+    time.sleep(0.2)
+
+    again = runner.invoke({"action": "env"})
+
+    assert again.ok
+    assert not again.cold_start
+    assert again.payload["pid"] == first.payload["pid"]
+    assert not any("KeyboardInterrupt" in line for _, line in lines)
