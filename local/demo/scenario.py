@@ -309,16 +309,20 @@ def _run_state(demo: Demo, run_id: str) -> dict[str, Any] | None:
 
 def batch_sync(demo: Demo, erp_customers: int = 250, salesforce_accounts: int = 150) -> None:
     story, stack = demo.story, demo.stack
-    erp = demo.stand_in("erp").server
-    # The ERP's HTTP API has no plain "create customer" (local/erp/README.md): its clerks' work is entered
-    # through the stand-in's Python API, as the sync's own tests and benchmark do.
-    with erp.app.lock:
+    stand_in = demo.stand_in("erp")
+    erp = stand_in.server
+    # The ERP's clerks enter customers through its public API: POST /customers, no Salesforce Id yet
+    # (local/erp/README.md), one request each, as the ERP's own screens would.
+    with requests.Session() as clerk:
+        clerk.headers["X-Api-Key"] = stand_in.values.get("api_key", "")
         for n in range(erp_customers):
-            erp.customers._create(None, {"name": f"ERP Customer {n + 1:04d}", "email": f"buyer{n + 1}@erp.example",
-                                         "phone": f"+44 20 7946 {n + 1:04d}", "active": True,
-                                         "billing_address": {"street": f"{n + 1} Dock Road", "city": "London",
-                                                             "postal_code": "E16 1AA", "country": "GB"}},
-                                  "erp-clerk")
+            response = clerk.post(f"{stand_in.url}/customers", timeout=HTTP_TIMEOUT, json={
+                "name": f"ERP Customer {n + 1:04d}", "email": f"buyer{n + 1}@erp.example",
+                "phone": f"+44 20 7946 {n + 1:04d}", "active": True, "updated_by": "erp-clerk",
+                "billing_address": {"street": f"{n + 1} Dock Road", "city": "London", "postal_code": "E16 1AA",
+                                    "country": "GB"}})
+            if response.status_code != 201:
+                raise RuntimeError(f"ERP POST /customers answered {response.status_code}: {response.text[:300]}")
     for start in range(0, salesforce_accounts, 200):
         batch = [{"attributes": {"type": "Account"}, "Name": f"Salesforce Prospect {n + 1:04d}",
                   "Phone": f"+1 555 01{n + 1:04d}", "BillingCity": "Newark", "BillingCountry": "US",
@@ -331,6 +335,7 @@ def batch_sync(demo: Demo, erp_customers: int = 250, salesforce_accounts: int = 
     story.step(f"During the day, people worked in both systems: {len(erp_before)} customers in the ERP "
                f"without an Account, {len(people)} Accounts in Salesforce unknown to the ERP")
     story.step("(the demo sets SYNC_WATERMARK_LAG_SECONDS=0, so changes made a second ago are in the window)")
+    entered = sum(1 for r in erp.requests() if (r["method"], r["path"], r["status"]) == ("POST", "/customers", 201))
     demo.watch_salesforce()
     erp.clear_requests()
 
@@ -423,7 +428,7 @@ def batch_sync(demo: Demo, erp_customers: int = 250, salesforce_accounts: int = 
                 0 < sf_calls <= 20 + (len(erp_before) + len(person_ids)) // 100, f"{sf_calls} calls")
     demo.facts["batch_sync"] = {"run_id": run_id, "summary": summary, "to_salesforce": len(to_salesforce),
                                 "to_erp": len(new_in_erp), "salesforce_api_calls": sf_calls,
-                                "second_run": counters}
+                                "second_run": counters, "erp_customers_entered_over_http": entered}
 
 
 def _erp_kind(path: str) -> str:

@@ -68,6 +68,7 @@ def test_the_demo_runs_all_five_patterns_and_proves_each_effect(tmp_path):
     sync = facts["batch_sync"]
     assert sync["summary"]["status"] == "completed"
     assert sync["summary"]["failed"] == 0
+    assert sync["erp_customers_entered_over_http"] == 250  # through the ERP's public POST /customers
     assert sync["to_salesforce"] >= 250  # the demo's volumes, plus the ERP's seed customers
     assert sync["to_erp"] >= 150  # ... plus the Account of pattern 2
     assert sync["summary"]["created"] == sync["to_salesforce"] + sync["to_erp"]
