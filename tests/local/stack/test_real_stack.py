@@ -79,6 +79,22 @@ def test_every_sample_event_runs_against_its_entry_point(stack, name):
         pytest.fail(f"{name}: the index entry names no function, request or put_events")
 
 
+def test_the_outbound_message_sample_is_from_the_local_org_and_another_org_is_refused(stack):
+    from local.salesforce.ids import ORG_ID
+
+    sample = json.loads((EVENTS / "contract-signed-outbound-message.json").read_text())
+    assert f"<OrganizationId>{ORG_ID}</OrganizationId>" in sample["body"]
+
+    accepted = stack.invoke("OutboundMessageFunction", sample)
+    foreign = dict(sample, body=sample["body"].replace(ORG_ID, "00D5e000000KQ2eEAG"))
+    refused = stack.invoke("OutboundMessageFunction", foreign)
+
+    assert accepted.payload["statusCode"] == 200
+    assert "<Ack>true</Ack>" in accepted.payload["body"]  # Salesforce stops resending only on this
+    assert refused.payload["statusCode"] == 403  # a message from another org is never queued
+    assert "<Ack>true</Ack>" not in refused.payload["body"]
+
+
 def test_every_route_of_the_template_is_served_with_its_auth(stack):
     gateway = stack.gateway
     assert {(r.method, r.path) for r in gateway.routes} >= {
