@@ -27,6 +27,7 @@ from .state import RunState
 
 PHASES = ("erp_to_salesforce", "salesforce_to_erp", "salesforce_deletes")
 SF_CHUNK = 200  # sObject Collections' limit, and the size of one conflict-check query
+LINK_STEP = 5_000  # Bulk result rows counted and linked in the ERP between two checkpoints
 
 
 class OutOfTime(Exception):
@@ -317,28 +318,49 @@ class SyncEngine:
                                             message=f"{error.get('code', 'ERROR')}: {error.get('message', '')}")
 
     def _finish_ingest_job(self, job: dict[str, Any]) -> None:
-        """Wait for a Bulk job, report its failed rows, count its results and link new Accounts."""
+        """Wait for a Bulk job, report its failed rows, count its results and link new Accounts.
+
+        Resumable inside the job: the failures are reported once (``failures_done``), and the successful
+        results are read in steps of LINK_STEP rows, each step's counts and links committed with the number
+        of rows done (``successes_done``). A job's result file does not change, so a follow-up invocation
+        skips exactly the rows already handled.
+        """
         sf = self.ctx.salesforce
-        sf.wait_bulk(job["id"], "ingest")
-        counts = {"created": 0, "updated": 0, "failed": 0}
-        for row in sf.bulk_failures(job["id"]):
-            code, message = _error_code(row.get("sf__Error", ""))
-            counts["failed"] += 1
-            self.ctx.report.failure("erp_to_salesforce", code=code, message=message,
-                                    customer_id=row.get("ERP_Customer_Id__c"),
-                                    salesforce_id=row.get("sf__Id") or row.get("Id") or None)
+        if not job.get("failures_done"):
+            sf.wait_bulk(job["id"], "ingest")  # BudgetExhausted hands over; the job is waited for again
+            failed = 0
+            for row in sf.bulk_failures(job["id"]):
+                code, message = _error_code(row.get("sf__Error", ""))
+                failed += 1
+                self.ctx.report.failure("erp_to_salesforce", code=code, message=message,
+                                        customer_id=row.get("ERP_Customer_Id__c"),
+                                        salesforce_id=row.get("sf__Id") or row.get("Id") or None)
+            self.run.count("failed", failed)
+            job["failures_done"] = True
+            self._save()
+        done = position = int(job.get("successes_done", 0))
+        counts = {"created": 0, "updated": 0}
         links: list[list[str]] = []
-        for row in sf.bulk_successes(job["id"]):
+
+        def commit() -> None:
+            self._link_erp(links)
+            links.clear()
+            for name, value in counts.items():
+                self.run.count(name, value)
+                counts[name] = 0
+            job["successes_done"] = position
+            self._save()
+
+        for row in islice(sf.bulk_successes(job["id"]), done, None):
+            position += 1
             created = row.get("sf__Created") == "true"
             counts["created" if created else "updated"] += 1
             if created:
                 links.append([row["ERP_Customer_Id__c"], row["sf__Id"]])
-                if len(links) >= 1000:
-                    self._link_erp(links)
-                    links = []
-        self._link_erp(links)
-        for name, value in counts.items():
-            self.run.count(name, value)
+            if (position - done) % LINK_STEP == 0:
+                commit()
+                self._tick()  # hands over between steps when time runs short
+        commit()
 
     # -- phase 2: Salesforce -> ERP -------------------------------------------------------------------
 

@@ -265,3 +265,36 @@ def test_new_erp_customers_are_linked_back_by_bulk_jobs_across_a_hand_over(stack
     customers = {c["salesforce_id"]: c["customer_id"] for c in erp.customers()}
     assert set(accounts) == set(ids)
     assert accounts == customers
+
+
+def test_a_hand_over_inside_a_bulk_jobs_results_counts_and_links_each_row_once(stack, admin, erp, salesforce,
+                                                                               monkeypatch):
+    monkeypatch.setattr(engine, "LINK_STEP", 25)
+    for n in range(120):
+        erp.create(f"ERP {n:03d}")  # above the test threshold of 50: one Bulk upsert job
+    flag = {"short": False}
+    bulk_update = ErpCustomers.bulk_update
+
+    def link_then_run_short(self, rows):
+        results = bulk_update(self, rows)
+        if not flag.get("done"):
+            flag["short"] = flag["done"] = True  # time runs short right after the first step of links
+        return results
+
+    monkeypatch.setattr(ErpCustomers, "bulk_update", link_then_run_short)
+    answer = stack.start()
+    erp.server.clear_requests()
+
+    stack.work_once(HandOverAfter(flag))
+    run = stack.run_item(answer["run_id"])
+    [job] = run["checkpoint"]["jobs"]
+    assert (run["status"], job["done"], job["successes_done"]) == ("queued", False, 25)
+    assert run["counters"]["created"] == 25
+    flag["short"] = False
+    stack.drain(context_factory=lambda: HandOverAfter(flag))
+
+    summary = stack.summary(answer["run_id"])
+    assert (summary["created"], summary["failed"], summary["invocations"]) == (120, 0, 2)
+    assert len(_ok_writes(erp.server.requests(), "POST", "/customers/bulk-update")) == 5  # 25 x 4 + 20, none again
+    assert all(c["salesforce_id"] for c in erp.customers())
+    assert {c["salesforce_id"] for c in erp.customers()} == {a["Id"] for a in admin.accounts()}
