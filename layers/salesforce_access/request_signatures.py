@@ -10,6 +10,9 @@ A request is accepted when the timestamp is within `tolerance` seconds of the re
 and the signature matches one of the active keys (the current one, or the previous one during a rotation),
 compared in constant time. Written by hand because it is a dozen lines over `hmac`, and a library for it
 would be one more dependency for every function.
+
+It ships in the shared layer beside ``salesforce_access`` (it is not Salesforce code) so that every signed
+entry point (POST /orders, POST /shipments/events) verifies with the same code.
 """
 
 from __future__ import annotations

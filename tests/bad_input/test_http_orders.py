@@ -23,7 +23,7 @@ import schemathesis
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from order_intake import api
-from order_intake.signature import signed_headers
+from request_signatures import signed_headers
 from schemathesis import GenerationMode
 
 from salesforce_access import get_access, soql

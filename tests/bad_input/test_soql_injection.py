@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from order_intake import api
-from order_intake.signature import signed_headers
+from request_signatures import signed_headers
 from shipment_status.salesforce import SalesforceShipments
 
 from salesforce_access import get_access, quote_like, soql

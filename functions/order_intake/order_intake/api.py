@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError as PydanticValidationError
+from request_signatures import SignatureError, parse_keys, verify
 
 from order_intake.config import Settings
 from order_intake.errors import IntakeError, InvalidOrder, PayloadTooLarge, TemporarilyUnavailable
@@ -28,7 +29,6 @@ from order_intake.ledger import OrderLedger
 from order_intake.models import Order, OrderBatch, field_errors
 from order_intake.salesforce import ProductCatalog, SalesforceOrders
 from order_intake.service import OrderIntake
-from order_intake.signature import SignatureError, parse_keys, verify
 from salesforce_access import get_access
 from salesforce_access.observability import logger, metrics, tracer
 

@@ -25,11 +25,11 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
+from request_signatures import DEFAULT_TOLERANCE_SECONDS, SignatureError, parse_keys, verify
 
 from salesforce_access.observability import logger, metrics, tracer
 from shipment_webhook.bus import BusUnavailable, LogisticsBus
 from shipment_webhook.models import MAX_EVENTS, field_errors, parse_body
-from shipment_webhook.signature import DEFAULT_TOLERANCE_SECONDS, SignatureError, parse_keys, verify
 
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3})
 RETRY_AFTER_SECONDS = 30

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from order_intake import api, worker
-from order_intake.signature import signed_headers
+from request_signatures import signed_headers
 
 from salesforce_access import get_access
 

@@ -11,7 +11,7 @@ import time
 
 import boto3
 import pytest
-from order_intake.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, parse_keys, sign, verify
+from request_signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, parse_keys, sign, verify
 
 from salesforce_access.observability import logger
 
