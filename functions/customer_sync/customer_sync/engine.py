@@ -418,7 +418,7 @@ class SyncEngine:
             sources.append(account)
         links: list[dict[str, str]] = []
         if rows:
-            for account, result in zip(sources, self.ctx.erp.bulk_upsert(rows), strict=True):
+            for account, result in zip(sources, self._write_erp(sources, rows), strict=True):
                 outcome = result.get("result")
                 if outcome == "error":
                     error = result.get("error") or {}
@@ -444,6 +444,24 @@ class SyncEngine:
             self._link_salesforce(links)
             self.cp["links"] = []
             self._save()
+
+    def _write_erp(self, accounts: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One ERP result per row, in order. An Account that carries its ERP customer id updates that customer
+        by id (bulk-update, which also records the Account's Id on it); any other is upserted by Salesforce Id
+        (bulk-upsert). So an Account whose link back into the ERP was lost updates its customer instead of
+        creating a second one, and a key that names no ERP customer is reported, not silently replaced."""
+        keyed = [i for i, account in enumerate(accounts) if account.get("ERP_Customer_Id__c")]
+        keyed_set = set(keyed)
+        unkeyed = [i for i in range(len(rows)) if i not in keyed_set]
+        results: list[dict[str, Any]] = [{} for _ in rows]
+        if keyed:
+            updates = [{"customer_id": accounts[i]["ERP_Customer_Id__c"], **rows[i]} for i in keyed]
+            for i, result in zip(keyed, self.ctx.erp.bulk_update(updates), strict=True):
+                results[i] = result
+        if unkeyed:
+            for i, result in zip(unkeyed, self.ctx.erp.bulk_upsert([rows[i] for i in unkeyed]), strict=True):
+                results[i] = result
+        return results
 
     def _link_created_accounts(self) -> None:
         """Write ERP customer ids back to the Accounts phase 2 created ERP customers for, in Bulk update jobs.

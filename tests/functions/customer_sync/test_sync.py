@@ -67,7 +67,7 @@ def test_incremental_run_carries_only_changes_and_never_echoes(stack, admin, erp
     assert customers[next(c for c, a in accounts.items() if a["Id"] == ids[0])]["phone"] == "+1 555 0100"
     assert accounts[cid]["Phone"] == "+49 69 1234"
     assert_equal_sides(admin, erp)
-    assert len(erp.writes()) == 1  # one bulk upsert for the one Salesforce change; no echo of our own Account update
+    assert len(erp.writes()) == 1  # one bulk write for the one Salesforce change; no echo of our own Account update
 
     fourth = stack.sync()  # the sync's own writes of the third run are not synced back
     summary = stack.summary(fourth["run_id"])
@@ -206,3 +206,45 @@ def test_new_erp_customers_are_loaded_without_a_lookup_and_linked_ones_are_looke
     assert len(queries) == 3 + 3  # and one lookup per 200 linked changes: 200 + 200 + 50
     assert stack.summary(second["run_id"])["updated"] == 450
     assert_equal_sides(admin, erp)
+
+
+def test_an_account_whose_link_into_the_erp_was_lost_updates_its_customer_instead_of_a_second_one(stack, admin, erp,
+                                                                                                monkeypatch):
+    from customer_sync.erp import ErpCustomers
+
+    cid = erp.create("Lost Link Ltd")
+    linked = ErpCustomers.bulk_update
+
+    def refused(self, rows):  # the ERP refuses to record the new Account's Id on its customer
+        return [{"index": i, "customer_id": row["customer_id"], "result": "error",
+                 "error": {"code": "LOCKED", "message": "the customer is being edited"}} for i, row in enumerate(rows)]
+
+    monkeypatch.setattr(ErpCustomers, "bulk_update", refused)
+    first = stack.sync()
+    [failure] = [line for line in stack.report(first["run_id"]) if line["type"] == "failure"]
+    assert (failure["error_code"], failure["customer_id"]) == ("LINK_FAILED", cid)
+    [account] = admin.accounts()
+    assert account["ERP_Customer_Id__c"] == cid
+    assert erp.customers()[0]["salesforce_id"] is None
+    monkeypatch.setattr(ErpCustomers, "bulk_update", linked)
+
+    admin.update(account["Id"], {"Phone": "+1 555 0199"})  # a change in Salesforce before the ERP changes again
+    second = stack.sync()
+
+    [customer] = erp.customers()  # no second customer for the same Account
+    assert (customer["customer_id"], customer["salesforce_id"], customer["phone"]) == (cid, account["Id"],
+                                                                                       "+1 555 0199")
+    assert stack.summary(second["run_id"])["updated"] == 1
+    assert_equal_sides(admin, erp)
+
+
+def test_an_account_keyed_with_a_customer_the_erp_does_not_have_is_reported(stack, admin, erp):
+    [account_id] = admin.create_many([{"Name": "Typo Key", "ERP_Customer_Id__c": "C-999999"}])
+
+    answer = stack.sync()
+
+    [failure] = [line for line in stack.report(answer["run_id"]) if line["type"] == "failure"]
+    assert (failure["direction"], failure["error_code"], failure["salesforce_id"]) == (
+        "salesforce_to_erp", "CUSTOMER_NOT_FOUND", account_id)
+    assert erp.customers() == []  # not created under another id, and the key not overwritten
+    assert admin.accounts()[0]["ERP_Customer_Id__c"] == "C-999999"
