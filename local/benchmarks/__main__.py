@@ -7,10 +7,19 @@ import os
 import platform
 import sys
 
-from . import customer_sync, emulator
+from . import cold_start, customer_sync, emulator, fire_and_forget, remote_call_in, request_reply, ui_update
 
-# customer_sync syncs CUSTOMER_SYNC_BENCH_RECORDS each way (default 100,000, a couple of minutes).
-SUITES = {"emulator": emulator, "customer_sync": customer_sync}
+# customer_sync syncs CUSTOMER_SYNC_BENCH_RECORDS each way (default 100,000, about a minute); the five pattern
+# suites take about four minutes together with their defaults.
+SUITES = {
+    "emulator": emulator,
+    "cold_start": cold_start,
+    "request_reply": request_reply,
+    "fire_and_forget": fire_and_forget,
+    "customer_sync": customer_sync,
+    "remote_call_in": remote_call_in,
+    "ui_update": ui_update,
+}
 
 
 def machine() -> str:
