@@ -11,12 +11,13 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+
+from salesforce_access.observability import logger, metrics, tracer  # shared: redaction, no secret in botocore logs
 
 from .breaker import CircuitBreaker
 from .cache import StaleCache
@@ -46,9 +47,7 @@ def parse_json(text: str) -> Any:
         raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
 
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 
 _service: AvailabilityService | None = None

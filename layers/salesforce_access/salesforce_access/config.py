@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
+import salesforce_access.observability  # noqa: F401 - installs the filter that keeps secrets out of botocore's logs
 from salesforce_access.errors import ConfigurationError
 from salesforce_access.redaction import register_secret
 
@@ -143,21 +143,6 @@ def parse_secret(raw: str | bytes | Mapping[str, Any], source: str = "Salesforce
     for value in secret.secret_values():
         register_secret(value)
     return secret
-
-
-class _WithholdSecretBodies(logging.Filter):
-    """botocore logs whole request and response bodies at DEBUG, the secret's value included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG and "SecretString" in record.getMessage():
-            record.msg, record.args = "[body withheld by salesforce_access: it holds a secret]", ()
-        return True
-
-
-_BOTOCORE_BODY_LOGGERS = ("botocore.parsers", "botocore.endpoint")
-_withhold = _WithholdSecretBodies()
-for _name in _BOTOCORE_BODY_LOGGERS:
-    logging.getLogger(_name).addFilter(_withhold)
 
 
 def secret_max_age() -> int:

@@ -46,9 +46,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class WithholdSecretBodies(logging.Filter):
+    """botocore logs whole request and response bodies at DEBUG, a Secrets Manager value included.
+
+    Installed on import of this module, so that every function that logs through it is covered, whatever
+    secret it reads (Salesforce's, the ERP key, a signing key) and whether or not it uses the layer's config.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG and "SecretString" in record.getMessage():
+            record.msg, record.args = "[body withheld by salesforce_access: it holds a secret]", ()
+        return True
+
+
+_withhold = WithholdSecretBodies()
+for _name in ("botocore.parsers", "botocore.endpoint"):
+    logging.getLogger(_name).addFilter(_withhold)
+
 logger = Logger(logger_formatter=RedactingFormatter())
 logging.getLogger(logger.name).addFilter(RedactingFilter())
 tracer = Tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE))
 
-__all__ = ["RedactingFilter", "RedactingFormatter", "logger", "metrics", "tracer"]
+__all__ = ["RedactingFilter", "RedactingFormatter", "WithholdSecretBodies", "logger", "metrics", "tracer"]
