@@ -22,7 +22,7 @@ import pytest
 import schemathesis
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from order_intake import api
+from order_intake import api, container
 from request_signatures import signed_headers
 from schemathesis import GenerationMode
 
@@ -80,9 +80,9 @@ def orders(salesforce: Any, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
                                                                  "UnitPrice": 5, "IsActive": True})
         codes.append(code)
     salesforce.clear_requests()
-    api.reset()
+    container.reset()
     yield Orders(salesforce, sqs, queue_url, codes, type(lambda_context))
-    api.reset()
+    container.reset()
 
 
 def _utf8(body: bytes) -> bool:
@@ -170,7 +170,7 @@ def test_garbage_bodies_signed(orders: Orders, raw: bytes, path: str) -> None:
 
 def test_oversized_body_is_413_before_parsing(orders: Orders, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_BODY_BYTES", str(300 * 1024))
-    api.reset()
+    container.reset()
     huge = json.dumps({"order_number": "BIG-1", "description": "x" * (301 * 1024)}).encode()
     status, answer = assert_clean_error(orders.post("/orders", huge), code_keys=("error",))
     assert status == 413, answer

@@ -9,59 +9,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError as PydanticValidationError
 from request_signatures import SignatureError, parse_keys, verify
 
 from order_intake.config import Settings
+from order_intake.container import catalog, ledger, settings, sqs
+from order_intake.container import reset as reset  # tests and benchmarks call api.reset() / worker.reset()
 from order_intake.errors import IntakeError, InvalidOrder, PayloadTooLarge, TemporarilyUnavailable
-from order_intake.ledger import OrderLedger
 from order_intake.models import Order, OrderBatch, field_errors
-from order_intake.salesforce import ProductCatalog, SalesforceOrders
+from order_intake.salesforce import SalesforceOrders
 from order_intake.service import OrderIntake
 from salesforce_access import get_access
 from salesforce_access.observability import logger, metrics, tracer
 
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 SQS_BATCH = 10
-
 app = APIGatewayRestResolver()
-catalog = ProductCatalog()  # price book entries outlive the invocation: the container's cache
-
-
-@functools.cache
-def settings() -> Settings:
-    return Settings.from_environment()
-
-
-@functools.cache
-def _sqs() -> Any:
-    return boto3.client("sqs", config=AWS_CONFIG)
-
-
-@functools.cache
-def _ledger() -> OrderLedger:
-    """One ledger (and one boto3 resource) per container: building them costs ~15 ms per request."""
-    config = settings()
-    return OrderLedger(config.state_table, config.ledger_ttl_days)
-
-
-def reset() -> None:
-    """Forget cached settings, clients and price book entries (tests; never needed in Lambda)."""
-    settings.cache_clear()
-    _sqs.cache_clear()
-    _ledger.cache_clear()
-    catalog.clear()
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -109,7 +79,7 @@ def _service(max_share: float) -> OrderIntake:
     access = get_access().bind(app.lambda_context)
     catalog.ttl = config.product_cache_seconds
     return OrderIntake(
-        ledger=_ledger(),
+        ledger=ledger(),
         salesforce=SalesforceOrders(access, catalog),
         max_share=max_share, retry=config.retry,
         on_ledger_error=lambda op: metrics.add_metric(name=f"OrderLedger{op.title()}Errors", unit=MetricUnit.Count,
@@ -164,7 +134,7 @@ def _enqueue(queue_url: str, orders: list[Order]) -> None:
         ]
         for _attempt in range(3):
             try:
-                failed = _sqs().send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
+                failed = sqs().send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
             except (BotoCoreError, ClientError) as exc:
                 logger.warning("queueing orders failed", extra={"error": str(exc)[:200]})
                 failed = entries

@@ -14,57 +14,26 @@ of orders). Powertools' BatchProcessor then reports each message's outcome as a 
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError as PydanticValidationError
 
-from order_intake.config import Settings
+from order_intake.container import catalog, ledger, settings, sqs
+from order_intake.container import reset as reset  # tests and benchmarks call api.reset() / worker.reset()
 from order_intake.errors import IntakeError, InvalidOrder
-from order_intake.ledger import OrderLedger
 from order_intake.models import Order, field_errors
-from order_intake.salesforce import ProductCatalog, SalesforceOrders
+from order_intake.salesforce import SalesforceOrders
 from order_intake.service import OrderIntake, Outcome
 from salesforce_access import get_access
 from salesforce_access.observability import logger, metrics, tracer
 
-AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 MAX_VISIBILITY = 12 * 3600  # SQS's maximum visibility timeout
-
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-catalog = ProductCatalog()
-
-
-@functools.cache
-def settings() -> Settings:
-    return Settings.from_environment()
-
-
-@functools.cache
-def _sqs() -> Any:
-    return boto3.client("sqs", config=AWS_CONFIG)
-
-
-@functools.cache
-def _ledger() -> OrderLedger:
-    """One ledger (and one boto3 resource) per container, like the API handler's."""
-    config = settings()
-    return OrderLedger(config.state_table, config.ledger_ttl_days)
-
-
-def reset() -> None:
-    """Forget cached settings, clients and price book entries (tests; never needed in Lambda)."""
-    settings.cache_clear()
-    _sqs.cache_clear()
-    _ledger.cache_clear()
-    catalog.clear()
 
 
 def parse(body: str) -> Order:
@@ -93,7 +62,7 @@ def _dead_letter(queue_url: str, records: list[dict[str, Any]], errors: dict[str
                 },
             })
         try:
-            response = _sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
+            response = sqs().send_message_batch(QueueUrl=queue_url, Entries=entries)
         except (BotoCoreError, ClientError) as exc:
             logger.warning("dead-lettering failed: the messages stay on the queue", extra={"error": str(exc)[:200]})
             continue
@@ -115,7 +84,7 @@ def _postpone(queue_url: str, records: list[dict[str, Any]], errors: dict[str, I
                         "VisibilityTimeout": timeout})
     for start in range(0, len(entries), 10):
         try:
-            _sqs().change_message_visibility_batch(QueueUrl=queue_url, Entries=entries[start:start + 10])
+            sqs().change_message_visibility_batch(QueueUrl=queue_url, Entries=entries[start:start + 10])
         except (BotoCoreError, ClientError) as exc:  # the queue's own visibility timeout applies instead
             logger.warning("could not postpone messages", extra={"error": str(exc)[:200]})
 
@@ -136,7 +105,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if orders:
         catalog.ttl = config.product_cache_seconds
         service = OrderIntake(
-            ledger=_ledger(),
+            ledger=ledger(),
             salesforce=SalesforceOrders(get_access().bind(context), catalog),
             max_share=config.async_max_share, retry=config.retry,
             on_ledger_error=lambda op: metrics.add_metric(name=f"OrderLedger{op.title()}Errors",

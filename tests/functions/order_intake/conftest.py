@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from order_intake import api, worker
+from order_intake import api, container, worker
 from request_signatures import signed_headers
 
 from salesforce_access import get_access
@@ -71,11 +71,9 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     for name, value in {"STATE_TABLE_NAME": "state", "ORDER_SIGNING_SECRET_ARN": secret_arn,
                         "ORDER_QUEUE_URL": queue_url, "ORDER_DLQ_URL": dlq_url}.items():
         monkeypatch.setenv(name, value)
-    api.reset()
-    worker.reset()
+    container.reset()
     yield Stack(sqs, boto3.resource("dynamodb").Table("state"), queue_url, queue_arn, dlq_url, secret_arn)
-    api.reset()
-    worker.reset()
+    container.reset()
 
 
 @dataclass
