@@ -6,10 +6,9 @@ When ready it prints exactly one JSON line on stdout (``{"url": ..., "control_ur
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
+
+from local.serving import serve_until_signalled
 
 from . import BillingServer
 
@@ -24,20 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     server = BillingServer(args.host, args.port, latency_seconds=args.latency)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.start()
-    except OSError as exc:  # a clear one-line reason, not a traceback, for a port in use
-        print(f"billing stand-in failed to start: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(server.info), flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(server, "billing stand-in")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ and nothing else there.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
+
+from local.serving import serve_until_signalled
 
 from . import ErpServer
 
@@ -28,20 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
     erp = ErpServer(host=args.host, port=args.port, api_key=args.api_key, latency_seconds=args.latency,
                     jitter_seconds=args.jitter)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        erp.start()
-    except OSError as exc:  # a clear one-line reason, not a traceback, for a port in use
-        print(f"erp stand-in failed to start: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(erp.info), flush=True)
-    try:
-        stop.wait()
-    finally:
-        erp.stop()
-    return 0
+    return serve_until_signalled(erp, "erp stand-in")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from datetime import timedelta
 from typing import Any
+
+from local.serving import serve_until_signalled
 
 from . import ORDERS, BusSink, LogisticsServer, WebhookSink, arrange, journey
 from .carrier import Carrier
@@ -69,20 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(d.ok for d in deliveries) else 1
 
     server = LogisticsServer(sink, args.host, args.port, interval=args.interval, batch_size=args.batch_size)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"logistics stand-in failed to start: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(server.info), flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signalled(server, "logistics stand-in")
 
 
 if __name__ == "__main__":

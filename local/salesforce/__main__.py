@@ -6,11 +6,10 @@ When ready it prints exactly one JSON line on stdout (the start-up contract) and
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
 from pathlib import Path
+
+from local.serving import serve_until_signalled
 
 from . import Emulator
 
@@ -31,20 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     emulator = Emulator(args.state_dir, host=args.host, port=args.port, token_ttl_seconds=args.token_ttl,
                         daily_api_limit=args.daily_api_limit, schema_files=args.schema)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        emulator.start()
-    except Exception as exc:  # a clear one-line reason, not a traceback, for a bad port or schema
-        print(f"emulator failed to start: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(emulator.info), flush=True)
-    try:
-        stop.wait()
-    finally:
-        emulator.stop()
-    return 0
+    return serve_until_signalled(emulator, "emulator", errors=(Exception,))
 
 
 if __name__ == "__main__":
