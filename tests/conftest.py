@@ -77,7 +77,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def salesforce_emulator():
     """One emulator for the session; tests reset what they rely on through `salesforce`."""
-    from local.salesforce import Emulator
+    from salesforce_emulator import Emulator
 
     with Emulator() as emu:
         yield emu

@@ -25,9 +25,9 @@ from customer_sync.salesforce import SalesforceAccounts
 from hypothesis import given
 from hypothesis import strategies as st
 
-from local.erp import ErpServer
 from salesforce_access import get_access
 from salesforce_access.observability import logger
+from stand_ins.erp import ErpServer
 
 from .conftest import FUZZ, QueryLog, deeply_nested, truncations
 

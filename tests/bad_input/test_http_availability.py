@@ -15,7 +15,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from local.erp import ErpServer
+from stand_ins.erp import ErpServer
 
 from .conftest import FUZZ, assert_clean_error, deeply_nested, proxy_event, wire
 

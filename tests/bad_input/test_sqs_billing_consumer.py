@@ -27,9 +27,9 @@ from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from local.billing import BillingServer
 from salesforce_access import get_access
 from salesforce_access.observability import logger
+from stand_ins.billing import BillingServer
 
 from .conftest import FEW, FUZZ, OVERSIZED, deeply_nested, salesforce_writes, truncations
 

@@ -21,9 +21,9 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from moto import mock_aws
 
-from local.salesforce import Emulator
 from salesforce_access import PollPolicy, RetryPolicy, SalesforceAccess, Timeouts, auth, reset_access_cache
 from salesforce_access.observability import logger, metrics
+from salesforce_emulator import Emulator
 
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=4)
 FAST_POLL = PollPolicy(initial=0.05, max_delay=0.2)

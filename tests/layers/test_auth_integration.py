@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from local.salesforce.ids import ORG_ID
 from salesforce_access import AuthenticationError, ConfigurationError, SalesforceAccess, get_access, soql
+from salesforce_emulator.ids import ORG_ID
 
 from .conftest import LambdaContext, api_calls, log_records, secret_document, token_posts
 

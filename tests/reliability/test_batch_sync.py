@@ -24,9 +24,9 @@ import pytest
 import requests
 from customer_sync import handler as sync
 
-from local.erp import ErpServer
-from local.salesforce import Emulator
-from local.salesforce.connection import https_session
+from salesforce_emulator import Emulator
+from salesforce_emulator.connection import https_session
+from stand_ins.erp import ErpServer
 
 from .conftest import CountdownContext
 

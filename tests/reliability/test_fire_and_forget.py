@@ -11,7 +11,7 @@ import pytest
 from billing_consumer.salesforce import SalesforceContracts
 from outbound_message import handler as outbound_endpoint
 
-from local.salesforce.connection import fetch_token
+from salesforce_emulator.connection import fetch_token
 from tests.functions.billing_consumer import conftest as consumer_fixtures
 from tests.functions.billing_consumer.conftest import api_body, billing_posts, outbound_message, relay_event
 from tests.functions.outbound_message.conftest import api_event, soap_message

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from local.salesforce.app import SUPPORTED_VERSIONS
-from local.salesforce.schema import Field, Schema, SObjectType, load_schema
+from salesforce_emulator.app import SUPPORTED_VERSIONS
+from salesforce_emulator.schema import Field, Schema, SObjectType, load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "salesforce"

@@ -184,10 +184,10 @@ class SecretScan:
     def install(self) -> None:
         from moto.secretsmanager.models import SecretsManagerBackend
 
-        from local.erp.server import ErpApp
-        from local.logistics.carrier import WebhookSink
-        from local.salesforce.app import EmulatorApp
-        from local.salesforce.auth import Auth
+        from salesforce_emulator.app import EmulatorApp
+        from salesforce_emulator.auth import Auth
+        from stand_ins.erp.server import ErpApp
+        from stand_ins.logistics.carrier import WebhookSink
 
         secrets = self.secrets
         self._wrap(EmulatorApp, "__init__", self._learn_emulator)

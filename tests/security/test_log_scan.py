@@ -28,8 +28,8 @@ import requests
 from aws_lambda_powertools import Logger
 from moto import mock_aws
 
-from local.erp import ErpServer
-from local.salesforce import Emulator
+from stand_ins.erp import ErpServer
+from salesforce_emulator import Emulator
 
 log = logging.getLogger("leaky")
 powertools = Logger(service="leaky-service")  # created at import: writes to the stdout pytest captures

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from local import sam_build_check
+from tests.template import sam_build_check
 
 ROOT = Path(__file__).resolve().parents[2]
 PINNED_RUNTIME = "python3.13"

@@ -1,5 +1,6 @@
 """The ERP adapter: the one module to change for a real ERP. It speaks the inventory API documented in
-local/erp/README.md and turns its answers and failures into the domain's StockLevel and ErpFailure types.
+the ERP stand-in's README (tooling/stand-ins) and turns its answers and failures into the domain's
+StockLevel and ErpFailure types.
 
 Every call has a connect and a read timeout, both cut to what is left of the request's budget; the whole
 answer must arrive before the deadline (a trickling body cannot stretch it). Reads are safe to repeat, so

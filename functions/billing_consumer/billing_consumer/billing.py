@@ -1,4 +1,5 @@
-"""Adapter for the billing system's HTTP API (local/billing/README.md is the contract the stand-in keeps).
+"""Adapter for the billing system's HTTP API (the billing stand-in's README in
+tooling/stand-ins is the contract it keeps).
 
 Every request has connect and read timeouts. A request is retried once in-process (connection failure,
 timeout, 429/502/503/504, honouring a short Retry-After) because it carries an ``Idempotency-Key``: billing

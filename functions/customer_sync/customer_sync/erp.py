@@ -1,5 +1,5 @@
-"""The ERP adapter: the customer endpoints of local/erp (watermark listing, bulk upsert by Salesforce Id,
-bulk update by customer id, deactivate), with timeouts on every call and retries with backoff.
+"""The ERP adapter: the customer endpoints of the ERP stand-in (tooling/stand-ins; watermark listing, bulk
+upsert by Salesforce Id, bulk update by customer id, deactivate), with timeouts on every call and retries with backoff.
 
 Every call it makes is safe to repeat (listing reads; bulk upsert is an upsert by key; bulk update and
 deactivate set values, and a no-op write stamps nothing), so connection errors, timeouts, 429 and

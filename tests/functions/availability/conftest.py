@@ -14,7 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.base import clear_caches
 from moto import mock_aws
 
-from local.erp import ErpServer
+from stand_ins.erp import ErpServer
 
 ERP_KEY = "erp-key-s3cr3t-7f9c2a"
 

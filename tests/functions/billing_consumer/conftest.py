@@ -15,9 +15,9 @@ import pytest
 import requests
 from billing_consumer import handler as consumer
 
-from local.billing import BillingServer
-from local.salesforce.connection import fetch_token, https_session
 from salesforce_access.observability import logger
+from salesforce_emulator.connection import fetch_token, https_session
+from stand_ins.billing import BillingServer
 
 MAX_RECEIVE_COUNT = 5
 

@@ -14,10 +14,10 @@ import requests
 from customer_sync import handler as sync_handler
 from customer_sync.report import read_report
 
-from local.erp import ErpServer
-from local.salesforce import Emulator
-from local.salesforce.connection import https_session
 from salesforce_access import RetryPolicy, get_access
+from salesforce_emulator import Emulator
+from salesforce_emulator.connection import https_session
+from stand_ins.erp import ErpServer
 
 TABLE, BUCKET, QUEUE = "state", "sync-reports", "customer-sync"
 ERP_USER = "salesforce-sync"

@@ -16,10 +16,10 @@ import boto3
 import pytest
 from shipment_status import handler as publisher
 
-from local.salesforce.connection import fetch_token, https_session
-from local.salesforce.subscriber import EventSubscriber
 from salesforce_access import soql
 from salesforce_access.observability import logger
+from salesforce_emulator.connection import fetch_token, https_session
+from salesforce_emulator.subscriber import EventSubscriber
 
 CHANNEL = "/event/Shipment_Status__e"
 BASE_TIME = datetime(2025, 3, 2, 8, 0, tzinfo=UTC)

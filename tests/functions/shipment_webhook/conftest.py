@@ -15,7 +15,7 @@ import boto3
 import pytest
 from shipment_webhook import handler as webhook
 
-from local.logistics.gateway import LocalContext, rest_proxy_event
+from stand_ins.logistics.gateway import LocalContext, rest_proxy_event
 
 SIGNING_KEY = "whsec-test-0123456789abcdef"
 PREVIOUS_KEY = "whsec-old-fedcba9876543210"

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 from shipment_webhook import handler as webhook
 
-from local.logistics.gateway import LocalContext
+from stand_ins.logistics.gateway import LocalContext
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 DEMO_KEY = "local-demo-signing-key-0123456789"  # documented in docs/ui-update.md, for `sam local invoke`

@@ -1,0 +1,215 @@
+"""``python -m local``: the Docker-free local stack (docs/local-stack.md).
+
+    python -m local up [--port 3000]                       # everything, until Ctrl-C
+    python -m local invoke FUNCTION -e events/FILE.json     # one invocation, like `sam local invoke`
+    python -m local fire SCHEDULE                           # fire a schedule of the running stack now
+    python -m local put-events FILE.json                    # PutEvents on the running stack
+    python -m local status                                  # the running stack's URLs, routes and schedules
+    python -m local demo                                    # all five patterns end to end, verified (make demo)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[4]
+STATE_FILE = ROOT / ".local-state" / "stack.json"
+
+
+def _parameters(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        if "=" not in item:
+            raise SystemExit(f"--parameter-overrides: expected Name=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key] = value
+    return out
+
+
+def _stack(args: argparse.Namespace, **kwargs: Any) -> Any:
+    from local.stack import LocalStack
+
+    return LocalStack(args.template, env_file=args.env_file, parameters=_parameters(args.parameter_overrides),
+                      **kwargs)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    stack = _stack(args, host=args.host, port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"local stack failed to start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        summary = stack.summary()
+        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        STATE_FILE.write_text(json.dumps({"api_url": summary["api_url"], "pid": os.getpid()}))
+        if args.json:
+            print(json.dumps(summary), flush=True)
+        else:
+            print(_banner(summary), flush=True)
+        stop.wait()
+    finally:
+        print("\nstopping the local stack ...", file=sys.stderr, flush=True)
+        STATE_FILE.unlink(missing_ok=True)
+        stack.stop()
+    return 0
+
+
+def _banner(s: dict[str, Any]) -> str:
+    lines = ["", "Local stack is up (Ctrl-C stops everything)", "",
+             f"  API           {s['api_url']}",
+             f"  API key       {s['api_key']}   (header x-api-key, for API-key routes)",
+             "  IAM routes    need a SigV4 Authorization header (any credentials; not verified locally)",
+             f"  AWS (moto)    {s['aws_endpoint']}   (AWS_ENDPOINT_URL; credentials 'testing')",
+             f"  Salesforce    {s['salesforce']['instance_url']}   (CA bundle {s['salesforce']['ca_bundle']})"]
+    for name, url in s["stand_ins"].items():
+        lines.append(f"  {name:<13} {url}")
+    lines += ["", "Routes:"] + [f"  {r}" for r in s["routes"]]
+    if s["queues"]:
+        lines += ["", "Queues polled:"] + [f"  {q} -> {fn}" for fn, qs in s["queues"].items() for q in qs]
+    if s["rules"]:
+        lines += ["", "EventBridge rules:"] + [f"  {r} -> {fn}" for fn, rs in s["rules"].items() for r in rs]
+    if s["schedules"]:
+        lines += ["", "Schedules (fire one now with: python -m local fire NAME):"]
+        lines += [f"  {name}: {what}" for name, what in s["schedules"].items()]
+    if s["problems"]:
+        lines += ["", "Not wired locally:"] + [f"  - {p}" for p in s["problems"]]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.event == "-" else Path(args.event).read_text(encoding="utf-8") if args.event \
+        else "{}"
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        print(f"the event is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    stack = _stack(args, start_api=False, start_sources=False)
+    try:
+        stack.start()
+        for problem in stack.problems:
+            print(f"[local] note: {problem}", file=sys.stderr)
+        try:
+            fn = stack.function(args.function)
+        except KeyError as exc:
+            print(str(exc).strip('"'), file=sys.stderr)
+            return 2
+        result = stack.invoke(fn.logical_id, event, handler=args.entry_point)
+    finally:
+        stack.stop()
+    print(f"[local] {fn.logical_id}: {'cold' if result.cold_start else 'warm'} start, init {result.init_ms} ms, "
+          f"duration {result.duration_ms} ms", file=sys.stderr)
+    print(json.dumps(result.to_json()), flush=True)
+    return 0 if result.ok else 1
+
+
+def _control(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    url = args.url
+    if not url:
+        if not STATE_FILE.exists():
+            raise SystemExit("no running local stack found: start one with `python -m local up` (or give --url)")
+        url = json.loads(STATE_FILE.read_text())["api_url"]
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{url}/__local/{path}", data=data, method=method,  # noqa: S310 - loopback
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310 - our own loopback URL
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+    except urllib.error.URLError as exc:
+        raise SystemExit(f"the local stack at {url} does not answer: {exc.reason}") from None
+
+
+def cmd_fire(args: argparse.Namespace) -> int:
+    status, data = _control(args, "POST", f"schedules/{args.schedule}/fire")
+    print(json.dumps(data, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_put_events(args: argparse.Namespace) -> int:
+    entries = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    status, data = _control(args, "POST", "events", entries)
+    print(json.dumps(data, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status, data = _control(args, "GET", "status")
+    print(json.dumps(data, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from patterns_demo.cli import run
+
+    return run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stack_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--template", "-t", default=str(ROOT / "template.yaml"))
+        p.add_argument("--env-file", "-n", help="variables for the functions: dotenv (KEY=VALUE) or the JSON of "
+                                                "`sam local invoke --env-vars`")
+        p.add_argument("--parameter-overrides", nargs="*", metavar="Name=value", help="template parameters")
+
+    up = sub.add_parser("up", help="run the whole stack until Ctrl-C")
+    stack_options(up)
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=3000, help="port of the API (0 picks a free one)")
+    up.add_argument("--json", action="store_true", help="print the start-up summary as one JSON line")
+    up.set_defaults(handler=cmd_up)
+
+    invoke = sub.add_parser("invoke", help="invoke one function once, like `sam local invoke`")
+    stack_options(invoke)
+    invoke.add_argument("function", help="logical id (AvailabilityFunction), function name or CodeUri folder")
+    invoke.add_argument("--event", "-e", help="event JSON file ('-' reads stdin; default {})")
+    invoke.add_argument("--handler", dest="entry_point",
+                        help="another entry point in the function's code (module.function)")
+    invoke.set_defaults(handler=cmd_invoke)
+
+    for name, handler, helptext in (("fire", cmd_fire, "fire a schedule of the running stack now"),
+                                    ("put-events", cmd_put_events, "PutEvents (a JSON list of entries)"),
+                                    ("status", cmd_status, "the running stack's summary")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "fire":
+            p.add_argument("schedule", help="the schedule's name, as `python -m local up` lists it")
+        if name == "put-events":
+            p.add_argument("file", help="JSON: [{Source, DetailType, Detail, EventBusName}, ...]")
+        p.add_argument("--url", help="the running stack's API URL (default: the one `up` recorded)")
+        p.add_argument("--timeout", type=float, default=900.0)
+        p.set_defaults(handler=handler)
+
+    from patterns_demo.cli import add_arguments as demo_arguments
+
+    demo = sub.add_parser("demo", help="run one scenario through all five patterns and verify it (make demo)",
+                          description="Starts the local stack, runs one scenario through all five patterns through "
+                                      "their real entry points, verifies every effect in the systems, and exits 1 "
+                                      "naming what failed (README.md, 'Two commands'; code in tooling/demo/).")
+    demo_arguments(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
