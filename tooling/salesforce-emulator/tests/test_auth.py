@@ -191,3 +191,18 @@ def test_a_client_built_from_a_token_cannot_refresh(emu: Emulator, sf: Salesforc
     emu.expire_tokens()
     with pytest.raises(SalesforceExpiredSession):
         sf.query("SELECT Id FROM Account LIMIT 1")
+
+
+def test_soap_login_refuses_entity_declarations(emu: Emulator, session: requests.Session) -> None:
+    """The body is parsed with defusedxml: an entity (billion laughs, an external file) is a fault, not expanded."""
+    info = emu.info
+    body = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY u SYSTEM "file:///etc/passwd">]>'
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Body><urn:login>'
+            f'<urn:username>{info["username"]}</urn:username><urn:password>&u;</urn:password>'
+            '</urn:login></soapenv:Body></soapenv:Envelope>')
+    resp = session.post(f"{info['login_url']}/services/Soap/u/62.0", data=body,
+                        headers={"Content-Type": "text/xml", "SOAPAction": "login"}, timeout=10)
+    assert resp.status_code == 500
+    assert "<faultcode>sf:INVALID_REQUEST</faultcode>" in resp.text
+    assert "root:" not in resp.text

@@ -19,8 +19,7 @@ from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceOperationError
 
 from salesforce_emulator import Emulator
-
-from .conftest import fetch_token, https_session
+from salesforce_emulator.connection import fetch_token, https_session
 
 WAIT = 0.05
 

@@ -6,19 +6,21 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from simple_salesforce import Salesforce
 
 from salesforce_emulator.connection import fetch_token, https_session
 
-ROOT = Path(__file__).resolve().parents[3]
 CONTRACT_KEYS = {"instance_url", "login_url", "ca_bundle", "client_id", "client_secret", "username",
                  "private_key_file", "api_version"}
 
 
 def start(*args: str) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "salesforce_emulator", "serve", "--port", "0", *args], cwd=ROOT,
+    # from outside any source tree: the installed package is what runs, nothing read relative to the cwd
+    proc = subprocess.Popen([sys.executable, "-m", "salesforce_emulator", "serve", "--port", "0", *args],
+                            cwd=tempfile.gettempdir(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line, proc.stderr.read()
@@ -69,7 +71,8 @@ def test_in_memory_when_no_state_dir() -> None:
 def test_bad_schema_file_fails_with_a_clear_message(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[objects.Thing__c]\nkey_prefix = "a09"\n[objects.Thing__c.fields]\nX__c = { type = "blob" }\n')
-    proc = subprocess.run([sys.executable, "-m", "salesforce_emulator", "serve", "--schema", str(bad)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "salesforce_emulator", "serve", "--schema", str(bad)],
+                          cwd=tmp_path,
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert proc.stdout == ""

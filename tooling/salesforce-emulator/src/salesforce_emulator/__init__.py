@@ -3,7 +3,8 @@
     with Emulator() as emu:
         sf = Salesforce(instance_url=emu.info["instance_url"], session_id=token, session=session)
 
-``python -m salesforce_emulator serve`` runs the same thing as a process (see README.md beside this file).
+``python -m salesforce_emulator serve`` (or the ``salesforce-emulator`` script) runs the same thing as a process;
+the package's README.md holds the start-up contract. ``EventSubscriber`` reads its platform events.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import threading
 from pathlib import Path
 
 from .app import DEFAULT_API_VERSION, FAULT_KINDS, EmulatorApp, Fault, Settings, make_server
+from .subscriber import EventSubscriber, StreamingError
 
-__all__ = ["DEFAULT_API_VERSION", "Emulator"]
+__all__ = ["DEFAULT_API_VERSION", "Emulator", "EventSubscriber", "StreamingError"]
 
 
 class Emulator:

@@ -8,9 +8,12 @@ import hashlib
 import hmac
 import secrets
 import time
-import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
+from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_xml
 
 from . import ids
 from .http import Request, Response, Router
@@ -162,8 +165,8 @@ class Auth:
     def soap_login(self, req: Request) -> Response:
         version = req.match["version"]
         try:
-            root = ET.fromstring(req.body)  # noqa: S314 - loopback emulator, body from the test's own client
-        except ET.ParseError:
+            root = parse_xml(req.body)  # defusedxml: no entity expansion or external references from a body
+        except (ParseError, DefusedXmlException):
             return _soap_fault("INVALID_REQUEST", "Unable to parse the SOAP request")
         username = password = None
         for el in root.iter():

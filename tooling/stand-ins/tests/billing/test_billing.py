@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import requests
 
 from stand_ins.billing import BillingServer
 
-ROOT = Path(__file__).resolve().parents[4]
+CWD = Path(tempfile.gettempdir())  # outside the source tree: the installed package is what runs
 CONTRACT = "800000000000001AAA"
 ACCOUNT = "001000000000001AAA"
 BODY = {"contract_id": CONTRACT, "account_id": ACCOUNT, "signed_on": "2025-03-01"}
@@ -217,7 +218,7 @@ def test_python_api_rejects_unknown_fault_kind(billing):
 
 
 def test_command_line_prints_its_url_and_serves():
-    process = subprocess.Popen([sys.executable, "-m", "stand_ins.billing", "serve", "--port", "0"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "stand_ins.billing", "serve", "--port", "0"], cwd=CWD,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None

@@ -6,16 +6,17 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[4]
+CWD = Path(tempfile.gettempdir())  # outside the source tree: the installed package is what runs
 
 
 def test_serve_prints_one_json_line_and_stops_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "stand_ins.erp", "serve", "--port", "0", "--api-key", "k1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=CWD, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert line, proc.stderr.read()
@@ -31,11 +32,11 @@ def test_serve_prints_one_json_line_and_stops_on_sigterm():
 
 
 def test_port_in_use_is_a_one_line_error():
-    with subprocess.Popen([sys.executable, "-m", "stand_ins.erp", "serve", "--port", "0"], cwd=ROOT,
+    with subprocess.Popen([sys.executable, "-m", "stand_ins.erp", "serve", "--port", "0"], cwd=CWD,
                           stdout=subprocess.PIPE, text=True) as first:
         try:
             port = json.loads(first.stdout.readline())["url"].rsplit(":", 1)[1]
-            second = subprocess.run([sys.executable, "-m", "stand_ins.erp", "serve", "--port", port], cwd=ROOT,
+            second = subprocess.run([sys.executable, "-m", "stand_ins.erp", "serve", "--port", port], cwd=CWD,
                                     capture_output=True, text=True, timeout=10, check=False)
             assert second.returncode == 1
             assert second.stderr.startswith("erp stand-in failed to start")

@@ -1,4 +1,5 @@
-"""The carrier's journeys, orders, delays and faults, and what the real webhook answers to each."""
+"""The carrier's journeys, orders, delays and faults, and what a webhook checking the documented signature answers
+to each (the product's own webhook: tests/functions/shipment_webhook/test_with_carrier_stand_in.py)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from stand_ins.logistics import JOURNEY
 
 from .conftest import SIGNING_KEY
 
-ROOT = Path(__file__).resolve().parents[4]
+CWD = Path(tempfile.gettempdir())  # outside the source tree: the installed package is what runs
 
 
 def test_a_journey_started_over_http_is_delivered_in_the_order_asked(carrier, bus):
@@ -70,12 +71,12 @@ def test_unknown_routes_methods_and_bodies(carrier):
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "LOGISTICS_SIGNING_KEY": SIGNING_KEY}
+    return {**os.environ, "LOGISTICS_SIGNING_KEY": SIGNING_KEY}
 
 
 def test_serve_prints_one_json_line_when_ready_and_stops_on_sigterm():
     process = subprocess.Popen([sys.executable, "-m", "stand_ins.logistics", "serve", "--webhook-url",
-                                "http://127.0.0.1:9/shipments/events"], cwd=ROOT, env=_env(),
+                                "http://127.0.0.1:9/shipments/events"], cwd=CWD, env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         info = json.loads(process.stdout.readline())
@@ -90,7 +91,7 @@ def test_serve_prints_one_json_line_when_ready_and_stops_on_sigterm():
 def test_serve_without_the_key_explains_what_is_missing():
     env = {k: v for k, v in _env().items() if k != "LOGISTICS_SIGNING_KEY"}
     result = subprocess.run([sys.executable, "-m", "stand_ins.logistics", "serve", "--webhook-url", "http://x"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False)
+                            cwd=CWD, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode != 0
     assert "LOGISTICS_SIGNING_KEY" in result.stderr
 
@@ -98,7 +99,7 @@ def test_serve_without_the_key_explains_what_is_missing():
 def test_send_delivers_one_journey_and_prints_each_delivery(gateway, bus):
     result = subprocess.run([sys.executable, "-m", "stand_ins.logistics", "send", "--webhook-url",
                              f"{gateway.url}/shipments/events", "--tracking-number", "1ZCLI", "--order", "shuffle",
-                             "--seed", "3"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+                             "--seed", "3"], cwd=CWD, env=_env(), capture_output=True, text=True, timeout=60,
                             check=False)
 
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stand_ins.serving import serve_until_signalled
+from stand_ins.kit import serve_until_signalled
 
 from . import BillingServer
 

@@ -10,72 +10,40 @@ contract, which the availability function's ERP adapter (functions/availability/
 
 from __future__ import annotations
 
-import threading
 from types import EllipsisType
+
+from stand_ins.kit import StandInService
 
 from .customers import Customers
 from .customers import register as register_customers
 from .inventory import Inventory
 from .inventory import register as register_inventory
-from .server import FAULT_KINDS, ErpApp, ErpHttpServer, make_fault, make_server
+from .server import FAULT_KINDS, ErpApp
 
 __all__ = ["FAULT_KINDS", "ErpServer"]
 
 
-class ErpServer:
-    """Starts the stand-in in a background thread; a context manager for tests."""
+class ErpServer(StandInService):
+    """Starts the stand-in in a background thread; a context manager for tests (life cycle: stand_ins.kit)."""
+
+    thread_name = "erp-stand-in"
+    server_version = "ErpStandIn/1.0"
+    app: ErpApp
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
                  latency_seconds: float = 0.0, jitter_seconds: float = 0.0):
-        self.host = host
-        self.port = port
-        self.app = ErpApp(api_key, latency_seconds, jitter_seconds)
+        super().__init__(ErpApp(api_key, latency_seconds, jitter_seconds), host, port)
         self.inventory = Inventory()
         self.customers = Customers()
         register_inventory(self.app, self.inventory)
         register_customers(self.app, self.customers)
         from . import control
         control.register(self)
-        self._server: ErpHttpServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- life cycle -----------------------------------------------------------------------------------------
-
-    def start(self) -> ErpServer:
-        self.app.stopping.clear()
-        self._server = make_server(self.app, self.host, self.port)
-        self.port = self._server.server_address[1]  # keep the port, so go_down/come_up reuse it
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="erp-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.app.stopping.set()  # wake hanging and slow requests
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server.close_connections()
-            self._server = None
-
-    def __enter__(self) -> ErpServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def info(self) -> dict:
         """The start-up contract printed by ``python -m stand_ins.erp serve``."""
-        return {"url": self.url, "control_url": f"{self.url}/__control", "api_key": self.app.api_key}
+        return {**super().info, "api_key": self.app.api_key}
 
     def go_down(self) -> None:
         """Close the listening socket: connections are refused (ECONNREFUSED) until ``come_up``."""
@@ -83,8 +51,7 @@ class ErpServer:
 
     def come_up(self) -> None:
         """Listen again on the same port, with the same state."""
-        if not self.running:
-            self.start()
+        self.start()
 
     # -- test controls (the same operations as the /__control endpoints) ------------------------------------
 
@@ -92,21 +59,18 @@ class ErpServer:
                path: str | None = None, delay_seconds: float | None = None) -> None:
         """Make the next ``count`` matching requests (``None``: all, until cleared) fail with ``kind``.
         ``count`` defaults to 1, and for ``down`` to ``None``, as on the HTTP control API."""
-        if count is ...:
-            count = None if kind == "down" else 1
-        fault = make_fault(kind, count, method, path, delay_seconds)
-        with self.app.lock:
-            self.app.faults.append(fault)
+        assert self.app.faults is not None
+        self.app.faults.add(kind, count, method, path, delay_seconds)
 
     def clear_faults(self) -> None:
-        with self.app.lock:
-            self.app.faults.clear()
+        assert self.app.faults is not None
+        self.app.faults.clear()
 
     def set_latency(self, seconds: float, jitter_seconds: float = 0.0) -> None:
-        self.app.latency_seconds, self.app.jitter_seconds = seconds, jitter_seconds
+        self.app.set_latency(seconds, jitter_seconds)
 
     def requests(self) -> list[dict]:
-        return list(self.app.request_log)
+        return self.app.request_log.entries()
 
     def clear_requests(self) -> None:
         self.app.request_log.clear()
@@ -114,7 +78,7 @@ class ErpServer:
     def reset(self) -> None:
         """Seed data back, no faults, no latency, an empty request log."""
         with self.app.lock:
-            self.app.faults.clear()
+            self.clear_faults()
             self.inventory.reset()
             self.customers.reset()
         self.set_latency(0.0, 0.0)

@@ -14,56 +14,34 @@ contract. `LocalApiGateway` (gateway.py) puts the real webhook handler behind a 
 
 from __future__ import annotations
 
-import threading
 from typing import Any
+
+from stand_ins.kit import StandInService
 
 from .carrier import FAULT_KINDS, JOURNEY, ORDERS, BusSink, Carrier, Delivery, WebhookSink, arrange, journey, sign
 from .gateway import LocalApiGateway, LocalContext, rest_proxy_event
-from .server import LogisticsApp, make_server
+from .server import LogisticsApp
 
 __all__ = ["FAULT_KINDS", "JOURNEY", "ORDERS", "BusSink", "Carrier", "Delivery", "LocalApiGateway", "LocalContext",
            "LogisticsServer", "WebhookSink", "arrange", "journey", "rest_proxy_event", "sign"]
 
 
-class LogisticsServer:
+class LogisticsServer(StandInService):
     """The carrier's HTTP API in a background thread; a context manager. State lives as long as the object."""
+
+    thread_name = "logistics-stand-in"
+    server_version = "LogisticsStandIn/1.0"
+    app: LogisticsApp
 
     def __init__(self, sink: Any, host: str = "127.0.0.1", port: int = 0, *, interval: float = 0.0,
                  batch_size: int = 1):
         self.carrier = Carrier(sink, interval=interval, batch_size=batch_size)
-        self.app = LogisticsApp(self.carrier)
-        self.host = host
-        self.port = port
-        self._server: Any = None
-
-    def start(self) -> LogisticsServer:
-        if self._server is None:
-            self._server = make_server(self.app, self.host, self.port)
-            self.port = self._server.server_address[1]
-            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                             name="logistics-stand-in", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> LogisticsServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        super().__init__(LogisticsApp(self.carrier), host, port)
 
     @property
     def info(self) -> dict[str, Any]:
         """The start-up line printed by ``python -m stand_ins.logistics serve``."""
-        return {"url": self.url, "control_url": f"{self.url}/__control", "sink": self.carrier.sink.name}
+        return {**super().info, "sink": self.carrier.sink.name}
 
     def inject(self, kind: str, count: int = 1) -> None:
         self.carrier.inject(kind, count)
@@ -80,4 +58,4 @@ class LogisticsServer:
             thread.join(timeout)
 
     def reset(self) -> None:
-        self.app.reset({})
+        self.app.reset()

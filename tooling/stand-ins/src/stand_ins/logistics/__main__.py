@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from stand_ins.serving import serve_until_signalled
+from stand_ins.kit import serve_until_signalled
 
 from . import ORDERS, BusSink, LogisticsServer, WebhookSink, arrange, journey
 from .carrier import Carrier

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+
+from stand_ins.kit import Reply, Request, StandInService
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -58,66 +57,40 @@ class LocalContext:
         return max(0, int(self.timeout_ms - (time.monotonic() - self.started) * 1000))
 
 
-class LocalApiGateway:
+class _LambdaExchange:
+    """Each request as the proxy event, the handler's answer (or API Gateway's 502 for its error) as the reply."""
+
+    def __init__(self, handler: Handler):
+        self.handler = handler
+
+    def handle(self, req: Request, content_length: int = 0) -> Reply:
+        body = req.body if content_length else None
+        query = {k: v[-1] for k, v in req.query.items()} or None
+        event = rest_proxy_event(req.method, req.path, body=body, headers=dict(req.headers), query=query,
+                                 base64_body=body is not None)
+        try:
+            result = self.handler(event, LocalContext())
+        except Exception as exc:  # API Gateway's answer to a function error
+            result = {"statusCode": 502, "body": json.dumps({"message": f"Internal server error "
+                                                                        f"({type(exc).__name__})"})}
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        headers: dict[str, str | list[str]] = {}
+        for name, value in (result.get("headers") or {}).items():
+            headers[name] = str(value)
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = [str(v) for v in values]
+        content_type = next((str(headers.pop(k)) for k in list(headers) if k.lower() == "content-type"),
+                            "application/json")
+        return Reply(int(result.get("statusCode", 502)), data, headers, content_type)
+
+
+class LocalApiGateway(StandInService):
     """``with LocalApiGateway(handler) as gw: requests.post(gw.url + "/shipments/events", ...)``"""
+
+    thread_name = "local-api-gateway"
+    server_version = "LocalApiGateway/1.0"
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0):
         self.handler = handler
-        self.host = host
-        self.port = port
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> LocalApiGateway:
-        gateway = self
-
-        class _Request(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                parts = urlsplit(self.path)
-                event = rest_proxy_event(self.command, parts.path, body=body, headers=dict(self.headers.items()),
-                                         query=dict(parse_qsl(parts.query)) or None,
-                                         base64_body=body is not None)
-                try:
-                    result = gateway.handler(event, LocalContext())
-                except Exception as exc:  # API Gateway's answer to a function error
-                    result = {"statusCode": 502, "body": json.dumps({"message": f"Internal server error "
-                                                                                f"({type(exc).__name__})"})}
-                payload = result.get("body") or ""
-                data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-                self.send_response(int(result.get("statusCode", 502)))
-                for name, value in (result.get("headers") or {}).items():
-                    self.send_header(name, str(value))
-                for name, values in (result.get("multiValueHeaders") or {}).items():
-                    for value in values:
-                        self.send_header(name, str(value))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-            def log_message(self, *args: Any) -> None:  # quiet: tests read the handler's own logs
-                pass
-
-        self._server = ThreadingHTTPServer((self.host, self.port), _Request)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="local-api-gateway", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> LocalApiGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(_LambdaExchange(handler), host, port)

@@ -1,7 +1,8 @@
-"""The one start-up contract every local server's ``serve`` command follows.
+"""The start-up contract every stand-in's ``serve`` command follows.
 
 Start, print exactly one JSON line (the server's ``info``) on stdout, serve until SIGINT or SIGTERM, stop
 cleanly; a server that cannot start prints a one-line reason on stderr, never a traceback, and exits 1.
+(salesforce_emulator has the same loop: the two packages install independently of each other.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def serve_until_signalled(server: LocalServer, name: str, errors: tuple[type[Bas
         signal.signal(sig, lambda *_: stop.set())
     try:
         server.start()
-    except errors as exc:  # a port in use, a bad schema file: the reason, not a traceback
+    except errors as exc:  # a port in use: the reason, not a traceback
         print(f"{name} failed to start: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(server.info), flush=True)
