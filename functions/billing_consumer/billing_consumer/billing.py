@@ -1,10 +1,10 @@
 """Adapter for the billing system's HTTP API (the billing stand-in's README in
-tooling/stand-ins is the contract it keeps).
+tooling/stand-ins is the contract it keeps), on the edge kit's outside-HTTP client (``edge_kit.outside_http``).
 
 Every request has connect and read timeouts. A request is retried once in-process (connection failure,
-timeout, 429/502/503/504, honouring a short Retry-After) because it carries an ``Idempotency-Key``: billing
-answers a replay with the account the first request opened, so even a POST is safe to repeat. Longer
-outages are left to SQS redelivery with backoff.
+timeout, 408/409/425/429/502/503/504, waiting a Retry-After of up to 2 s; a longer one is left to SQS) because
+it carries an ``Idempotency-Key``: billing answers a replay with the account the first request opened, so even
+a POST is safe to repeat. Longer outages are left to SQS redelivery with backoff.
 """
 
 from __future__ import annotations
@@ -17,26 +17,25 @@ from urllib.parse import quote
 
 import requests
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from billing_consumer.errors import BillingRejected, BillingUnavailable
 from billing_consumer.models import BillingAccount, ContractSigned
+from edge_kit.outside_http import (
+    OutsideHttpClient,
+    OutsideHttpError,
+    OutsideResponse,
+    OutsideRetry,
+    OutsideTimeout,
+    Timeouts,
+)
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-"""Transient answers: 409 is billing's "a request with this key is still in progress"."""
+"""Transient answers: 409 is billing's "a request with this key is still in progress". All but 500 are
+retried in-process (a 500 may be a bug: SQS's backoff gives it time)."""
 
 
 MAX_IN_PROCESS_WAIT = 2.0
 """Seconds the in-process retry may wait (a longer Retry-After is left to SQS redelivery with backoff)."""
-
-
-class _CappedRetry(Retry):
-    """urllib3's Retry, but a Retry-After longer than MAX_IN_PROCESS_WAIT is shortened to it."""
-
-    def get_retry_after(self, response: Any) -> float | None:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_IN_PROCESS_WAIT)
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,6 @@ class BillingSettings:
         """Longest one `open_account` can take (timeouts of every attempt plus the backoff between them)."""
         attempts = self.retries + 1
         return attempts * (self.connect_timeout + self.read_timeout) + self.retries * MAX_IN_PROCESS_WAIT
-
 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")  # visible ASCII, inner spaces
 _KEPT_AS_IS = "".join(c for c in string.punctuation if c != "%")
@@ -72,40 +70,32 @@ def idempotency_key(contract: ContractSigned) -> str:
 class BillingClient:
     def __init__(self, settings: BillingSettings, session: requests.Session | None = None):
         self.settings = settings
-        self.session = session or requests.Session()
-        retry = _CappedRetry(total=settings.retries, connect=settings.retries, read=settings.retries,
-                             status=settings.retries, other=0, backoff_factor=settings.backoff_factor,
-                             backoff_max=MAX_IN_PROCESS_WAIT, status_forcelist=sorted(RETRYABLE_STATUSES - {500}),
-                             allowed_methods=None, respect_retry_after_header=True, raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    @property
-    def _timeout(self) -> tuple[float, float]:
-        return (self.settings.connect_timeout, self.settings.read_timeout)
+        retry = OutsideRetry(max_attempts=settings.retries + 1, base_delay=settings.backoff_factor,
+                             max_delay=MAX_IN_PROCESS_WAIT, statuses=RETRYABLE_STATUSES - {500},
+                             max_retry_after=MAX_IN_PROCESS_WAIT)
+        self.http = OutsideHttpClient("billing", settings.base_url,
+                                      timeouts=Timeouts(settings.connect_timeout, settings.read_timeout),
+                                      retry=retry, session=session)
 
     def open_account(self, contract: ContractSigned) -> BillingAccount:
         """Open (or, for a replayed key, find) the billing account of a contract."""
-        url = f"{self.settings.base_url.rstrip('/')}/billing-accounts"
         headers = {"Idempotency-Key": idempotency_key(contract)}
         if contract.source_id:
             headers["X-Correlation-Id"] = correlation_header(contract.source_id)
-        response = self._call("POST", url, json=contract.billing_fields(), headers=headers)
-        if response.status_code == 422 and _error_code(response) == "idempotency_key_reused":
+        response = self._call("POST", "/billing-accounts", json=contract.billing_fields(), headers=headers)
+        if response.status == 422 and _error_code(response) == "idempotency_key_reused":
             # An earlier delivery of the same contract (another entry point, other optional fields) opened
             # the account but its answer was lost: the contract is billed, find its account.
             existing = self.find_account(contract.contract_id)
             if existing is not None:
                 return existing
-        if response.status_code in (200, 201):
+        if response.status in (200, 201):
             return _account(response)
         raise _failure(response)
 
     def find_account(self, contract_id: str) -> BillingAccount | None:
-        url = f"{self.settings.base_url.rstrip('/')}/billing-accounts"
-        response = self._call("GET", url, params={"contract_id": contract_id})
-        if response.status_code != 200:
+        response = self._call("GET", "/billing-accounts", params={"contract_id": contract_id})
+        if response.status != 200:
             raise _failure(response)
         try:
             items = response.json()["items"]
@@ -113,20 +103,17 @@ class BillingClient:
             raise BillingUnavailable("billing answered an unreadable account list") from None
         return BillingAccount.model_validate(items[0]) if items else None
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> OutsideResponse:
+        """Every call carries an idempotency key or is a read: safe to repeat."""
         try:
-            return self.session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.Timeout:
-            raise BillingUnavailable(f"billing did not answer {method} {_path(url)} in time") from None
-        except requests.RequestException as exc:
-            raise BillingUnavailable(f"billing unreachable for {method} {_path(url)}: {type(exc).__name__}") from None
+            return self.http.request(method, path, idempotent=True, **kwargs)
+        except OutsideTimeout:
+            raise BillingUnavailable(f"billing did not answer {method} {path} in time") from None
+        except OutsideHttpError as exc:
+            raise BillingUnavailable(f"billing unreachable for {method} {path}: {type(exc).__name__}") from None
 
 
-def _path(url: str) -> str:
-    return requests.utils.urlparse(url).path
-
-
-def _error_code(response: requests.Response) -> str | None:
+def _error_code(response: OutsideResponse) -> str | None:
     try:
         body = response.json()
     except ValueError:
@@ -134,15 +121,15 @@ def _error_code(response: requests.Response) -> str | None:
     return body.get("error") if isinstance(body, dict) else None
 
 
-def _account(response: requests.Response) -> BillingAccount:
+def _account(response: OutsideResponse) -> BillingAccount:
     try:
         return BillingAccount.model_validate(response.json())
     except (ValueError, ValidationError):
-        raise BillingUnavailable(f"billing answered {response.status_code} without a readable account") from None
+        raise BillingUnavailable(f"billing answered {response.status} without a readable account") from None
 
 
-def _failure(response: requests.Response) -> BillingRejected | BillingUnavailable:
-    status = response.status_code
+def _failure(response: OutsideResponse) -> BillingRejected | BillingUnavailable:
+    status = response.status
     code = _error_code(response)
     try:
         detail = response.json().get("message") if code else None

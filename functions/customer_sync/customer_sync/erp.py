@@ -1,11 +1,12 @@
 """The ERP adapter: the customer endpoints of the ERP stand-in (tooling/stand-ins; watermark listing, bulk
-upsert by Salesforce Id, bulk update by customer id, deactivate), with timeouts on every call and retries with backoff.
+upsert by Salesforce Id, bulk update by customer id, deactivate), on the edge kit's outside-HTTP client
+(``edge_kit.outside_http``: timeouts, retries with backoff, the API key, re-read once after a 401).
 
 Every call it makes is safe to repeat (listing reads; bulk upsert is an upsert by key; bulk update and
 deactivate set values, and a no-op write stamps nothing), so connection errors, timeouts, 429 and
-502/503/504 are retried. urllib3's Retry does the backoff (no hand-written loop); Retry-After is not
-honoured because the ERP's maintenance answer asks for 30 s, longer than a sync chunk should stall: the
-run pauses instead and the next one resumes.
+500/502/503/504 are retried. A Retry-After of up to 2 s is waited for; a longer one (the ERP's maintenance
+answer asks for 30 s, longer than a sync chunk should stall) ends the retries at once: the run pauses and
+the next one resumes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from edge_kit.outside_http import ApiKeySource, OutsideHttpClient, OutsideHttpError, OutsideRetry, Timeouts
 
 MAX_BULK = 500  # the ERP's limit per bulk-upsert and bulk-update request
 
@@ -42,36 +41,27 @@ class ErpPage:
 
 
 class ErpCustomers:
-    def __init__(self, base_url: str, *, api_key: str | None = None, connect_timeout: float = 2.0,
+    def __init__(self, base_url: str, *, api_key: str | ApiKeySource | None = None, connect_timeout: float = 2.0,
                  read_timeout: float = 30.0, max_attempts: int = 4, backoff: float = 0.3):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        self.session.trust_env = False
-        retry = Retry(total=max_attempts - 1, connect=max_attempts - 1, read=max_attempts - 1,
-                      status=max_attempts - 1, backoff_factor=backoff, backoff_jitter=backoff,
-                      status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
-                      respect_retry_after_header=False, raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        if api_key:
-            self.session.headers["X-Api-Key"] = api_key
+        retry = OutsideRetry(max_attempts=max_attempts, base_delay=backoff, max_delay=8 * backoff,
+                             statuses=frozenset({429, 500, 502, 503, 504}))
+        self.http = OutsideHttpClient("erp", base_url, timeouts=Timeouts(connect_timeout, read_timeout), retry=retry,
+                                      api_key=api_key)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         try:
-            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise ErpUnavailable(f"ERP {method} {path.split('?')[0]}: no answer ({type(exc).__name__})") from None
+            response = self.http.request(method, path, idempotent=True, **kwargs)
+        except OutsideHttpError as exc:
+            raise ErpUnavailable(f"ERP {method} {path}: no answer ({type(exc).__name__})") from None
         try:
-            body = response.json() if response.content else None
+            body = response.json()
         except ValueError:
-            raise ErpUnavailable(f"ERP {method} {path}: answered {response.status_code} with a body that is not "
+            raise ErpUnavailable(f"ERP {method} {path}: answered {response.status} with a body that is not "
                                  "JSON") from None
-        if response.status_code >= 500 or response.status_code == 429:
+        if response.status >= 500 or response.status == 429:
             code = body.get("code", "") if isinstance(body, dict) else ""
-            raise ErpUnavailable(f"ERP {method} {path}: {response.status_code} {code} after retries")
-        return response.status_code, body
+            raise ErpUnavailable(f"ERP {method} {path}: {response.status} {code} after {response.attempts} attempt(s)")
+        return response.status, body
 
     @staticmethod
     def _rejected(status: int, body: Any) -> ErpRejected:
