@@ -2,6 +2,8 @@
 
 Every test in this folder runs with the layer's Powertools logger at DEBUG and its output captured; at
 teardown the captured logs are scanned for the emulator's credentials and every token it issued.
+`ManualClock` replaces the wall clock wherever the layer takes one (budgets, backoff sleeps), and
+`independent_client` is simple-salesforce on its own session and token, to read back what the layer wrote.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+import requests
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from moto import mock_aws
+from simple_salesforce import Salesforce
 
 from salesforce_access import PollPolicy, RetryPolicy, SalesforceAccess, Timeouts, auth, reset_access_cache
 from salesforce_access.observability import logger, metrics
 from salesforce_emulator import Emulator
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=4)
 FAST_POLL = PollPolicy(initial=0.05, max_delay=0.2)
@@ -31,14 +38,34 @@ SHORT_TIMEOUTS = Timeouts(connect=2.0, read=2.0)
 
 
 @dataclass
+class ManualClock:
+    """A monotonic clock that moves only when the code under test sleeps: budgets without waiting."""
+
+    now: float = 1_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
 class LambdaContext:
     """Stands in for the Lambda context: only the remaining time matters to the layer."""
 
     remaining_ms: int = 60_000
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    started: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
 
     def get_remaining_time_in_millis(self) -> int:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - (self.started or 0.0)
         return max(int(self.remaining_ms - elapsed * 1000), 0)
 
 
@@ -145,7 +172,7 @@ def secret_document(info: dict[str, Any], flow: str, **overrides: Any) -> dict[s
 # -- AWS --------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def secretsmanager() -> Iterator[Any]:
+def secretsmanager() -> Iterator[SecretsManagerClient]:
     """moto Secrets Manager, with Powertools' parameter caches emptied before and after."""
     with mock_aws():
         parameters.clear_caches()
@@ -158,7 +185,7 @@ def secretsmanager() -> Iterator[Any]:
 
 
 @pytest.fixture
-def put_secret(secretsmanager: Any) -> Callable[..., str]:
+def put_secret(secretsmanager: SecretsManagerClient) -> Callable[..., str]:
     """Store a secret document (dict or raw string) and return its ARN."""
     counter = iter(range(1_000_000))
 
@@ -182,3 +209,24 @@ def make_access(emu: Emulator, put_secret: Callable[..., str]) -> Callable[..., 
         return SalesforceAccess(arn, **options)
 
     return make
+
+
+@pytest.fixture
+def independent_client(emu: Emulator) -> Iterator[Salesforce]:
+    """simple-salesforce on a plain requests.Session with a token of its own: no layer code on its path.
+
+    The tests read back through it what the layer wrote, so a bug shared by the layer's writes and its
+    reads cannot hide. simple-salesforce's own logins only know ``*.salesforce.com`` hosts, so the token
+    comes from one client-credentials POST to the emulator.
+    """
+    info = emu.info
+    with requests.Session() as session:
+        session.verify = info["ca_bundle"]
+        session.trust_env = False  # else REQUESTS_CA_BUNDLE, if set, overrides the emulator's CA
+        response = session.post(f"{info['login_url']}/services/oauth2/token", timeout=10, data={
+            "grant_type": "client_credentials", "client_id": info["client_id"],
+            "client_secret": info["client_secret"]})
+        response.raise_for_status()
+        token = response.json()
+        yield Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session,
+                         version=info["api_version"])

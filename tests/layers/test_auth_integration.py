@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -92,6 +94,26 @@ def test_warm_invocations_reuse_the_token(emu, put_secret, monkeypatch) -> None:
     assert token_posts(emu) == []
     assert len(api_calls(emu)) == 3
     assert get_access() is get_access()
+
+
+def test_threads_that_meet_an_expired_token_share_one_new_token(make_access, emu) -> None:
+    # A function that fans out over threads (the sync's workers) must not log in once per thread.
+    access = make_access("client_credentials")
+    access.request("GET", "limits")
+    emu.expire_tokens()
+    emu.clear_requests()
+    start = threading.Barrier(4)
+
+    def call(_: int) -> dict:
+        start.wait(timeout=10)  # all four send with the stale token at the same moment
+        return access.request("GET", "limits")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(call, range(4)))
+    assert all(result["DailyApiRequests"]["Max"] == 15000 for result in results)
+    assert [r["status"] for r in token_posts(emu)] == [200]
+    assert 1 <= len([r for r in api_calls(emu) if r["status"] == 401]) <= 4
+    assert len([r for r in api_calls(emu) if r["status"] == 200]) == 4
 
 
 def test_get_access_without_configuration_fails_clearly(monkeypatch) -> None:

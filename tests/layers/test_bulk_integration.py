@@ -9,7 +9,7 @@ import pytest
 
 from salesforce_access import BudgetExhausted, BulkJob, PollPolicy, RetryPolicy, Timeouts, soql
 
-from .conftest import LambdaContext, api_calls, token_posts
+from .conftest import LambdaContext, ManualClock, api_calls, token_posts
 
 
 def tag() -> str:
@@ -24,7 +24,7 @@ def account_rows(run: str, count: int, produced: list[int] | None = None) -> Ite
         yield {"Name": f"{run}-{i:05d}", "ERP_Customer_Id__c": f"{run}-{i:05d}", "NumberOfEmployees": i}
 
 
-def test_ingest_streams_rows_into_size_limited_jobs(make_access, emu) -> None:
+def test_ingest_streams_rows_into_size_limited_jobs(make_access, emu, independent_client) -> None:
     access = make_access("client_credentials")
     run = tag()
     jobs = access.bulk.ingest("Account", "upsert", account_rows(run, 3000), external_id_field="ERP_Customer_Id__c",
@@ -37,9 +37,9 @@ def test_ingest_streams_rows_into_size_limited_jobs(make_access, emu) -> None:
     assert len(uploads) == len(jobs)
     ids = [row["sf__Id"] for job in jobs for row in access.bulk.successful_results(job)]
     assert len(set(ids)) == 3000
-    count = sum(1 for _ in access.query(soql("SELECT Id FROM Account WHERE ERP_Customer_Id__c LIKE {p}",
-                                             p=f"{run}-%")))
-    assert count == 3000
+    stored = independent_client.query_all(soql("SELECT Id FROM Account WHERE ERP_Customer_Id__c LIKE {p}",
+                                                p=f"{run}-%"))["records"]
+    assert {record["Id"] for record in stored} == set(ids)
 
 
 def test_failed_rows_are_streamed_with_their_error(make_access, emu) -> None:
@@ -116,16 +116,20 @@ def test_transient_faults_during_a_job_are_retried(make_access, emu) -> None:
 
 def test_polling_stops_at_the_budget_and_can_resume(emulator, make_access, emu) -> None:
     slow = emulator.app.settings.bulk_batch_delay_seconds
-    emulator.app.settings.bulk_batch_delay_seconds = 2.0
+    emulator.app.settings.bulk_batch_delay_seconds = 2.0  # the job outlasts the first invocation
     try:
-        access = make_access("client_credentials", poll=PollPolicy(initial=0.1, max_delay=0.2), safety_margin=0.2)
-        access.bind(LambdaContext(remaining_ms=1500))
+        clock = ManualClock()  # the first invocation's polls wait on a clock the test owns
+        access = make_access("client_credentials", poll=PollPolicy(initial=0.1, max_delay=0.2), safety_margin=0.2,
+                             sleep=clock.sleep, clock=clock)
+        access.bind(LambdaContext(remaining_ms=1500, clock=clock))
         with pytest.raises(BudgetExhausted) as info:
             access.bulk.ingest("Account", "insert", ({"Name": f"{tag()}-{i}"} for i in range(5)))
         job_id = info.value.job_id
         assert job_id
-        access.bind(LambdaContext(remaining_ms=30_000))  # the next invocation resumes the same job
-        assert access.bulk.wait(job_id).number_records_processed == 5
+        assert sum(clock.sleeps) <= 1.3  # polling stopped inside the budget
+        later = make_access("client_credentials", poll=PollPolicy(initial=0.1, max_delay=0.2))
+        later.bind(LambdaContext(remaining_ms=30_000))  # a later invocation resumes the same job by its id
+        assert later.bulk.wait(job_id).number_records_processed == 5
     finally:
         emulator.app.settings.bulk_batch_delay_seconds = slow
 

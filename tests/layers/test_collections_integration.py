@@ -15,7 +15,7 @@ def tag() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def test_create_in_chunks_of_200_with_results_in_input_order(make_access, emu) -> None:
+def test_create_in_chunks_of_200_with_results_in_input_order(make_access, emu, independent_client) -> None:
     access = make_access("client_credentials")
     run = tag()
     records = [{"Name": f"{run}-{i:03d}"} for i in range(450)]
@@ -30,8 +30,8 @@ def test_create_in_chunks_of_200_with_results_in_input_order(make_access, emu) -
     assert results[250].id is None
     assert results[250].errors[0].status_code == "REQUIRED_FIELD_MISSING"
     assert "Name" in results[250].errors[0].fields
-    stored = {r["Id"]: r["Name"] for r in access.query(soql("SELECT Id, Name FROM Account WHERE Name LIKE {p}",
-                                                            p=f"{run}-%"))}
+    query = soql("SELECT Id, Name FROM Account WHERE Name LIKE {p}", p=f"{run}-%")
+    stored = {r["Id"]: r["Name"] for r in independent_client.query_all(query)["records"]}
     assert len(stored) == 449
     for i in (0, 199, 200, 449):  # ids line up with the input rows
         assert stored[results[i].id] == f"{run}-{i:03d}"

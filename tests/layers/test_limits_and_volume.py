@@ -12,7 +12,7 @@ from salesforce_access.budget import Budget, PollPolicy
 from salesforce_access.limits import UsageTracker
 from salesforce_access.observability import metrics
 
-from .conftest import LambdaContext
+from .conftest import LambdaContext, ManualClock
 
 
 @pytest.mark.parametrize(
@@ -62,10 +62,15 @@ def test_volume_rule(monkeypatch) -> None:
 
 
 def test_budget_from_context_keeps_the_safety_margin() -> None:
-    budget = Budget.from_context(LambdaContext(remaining_ms=10_000), safety_margin=3.0)
-    assert 6.5 < budget.remaining() <= 7.0
-    assert budget.allows(6.0)
+    clock = ManualClock()
+    budget = Budget.from_context(LambdaContext(remaining_ms=10_000, clock=clock), safety_margin=3.0, clock=clock)
+    assert budget.remaining() == 7.0
+    assert budget.allows(7.0)
     assert not budget.allows(7.5)
+    clock.sleep(2.5)
+    assert budget.remaining() == 4.5
+    clock.sleep(10.0)
+    assert budget.remaining() == 0.0  # never negative
     assert Budget.from_context(LambdaContext(remaining_ms=1_000), safety_margin=3.0).remaining() == 0.0
     assert math.isinf(Budget(None).remaining())
 

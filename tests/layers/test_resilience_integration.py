@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -20,15 +19,15 @@ from salesforce_access import (
     soql,
 )
 
-from .conftest import LambdaContext, api_calls
+from .conftest import LambdaContext, ManualClock, api_calls
 
 ACCOUNTS = "/services/data/v59.0/sobjects/Account"
 
 
-def settle(kind: str, extra: dict) -> None:
+def settle(emu, kind: str) -> None:
     """A delayed request is logged by the emulator only when it finishes, after the client gave up."""
     if kind == "delay":
-        time.sleep(extra["delay_seconds"] + 0.3)
+        assert emu.app.wait_idle(timeout=10.0)
 
 
 def new_account(access, name: str = "Acme") -> str:
@@ -100,7 +99,7 @@ def test_transient_faults_are_retried(make_access, emu, kind, method, extra) -> 
     else:
         name = f"Retried {uuid.uuid4()}"
         new_account(access, name)
-    settle(kind, extra)
+    settle(emu, kind)
     calls = [r for r in api_calls(emu, "/sobjects/Account") if r["method"] == method]
     assert len(calls) == 3  # two faults, then success
     if method == "POST":
@@ -125,37 +124,38 @@ def test_persistent_faults_give_up_after_max_attempts(make_access, emu, kind, er
     emu.inject(kind, count=100, path=r"/limits", **extra)
     with pytest.raises(error) as info:
         access.request("GET", "limits")
-    settle(kind, extra)
+    settle(emu, kind)
     assert info.value.attempts == 3
     assert len(api_calls(emu, "/limits")) == 3
 
 
 def test_retries_stop_within_the_invocation_budget(make_access, emu) -> None:
+    clock = ManualClock()
     access = make_access("client_credentials", retry=RetryPolicy(base_delay=0.4, max_delay=0.4, max_attempts=100),
-                         safety_margin=0.5)
+                         safety_margin=0.5, sleep=clock.sleep, clock=clock)
     access.request("GET", "limits")
     emu.clear_requests()
     emu.inject("503", count=1000, path=r"/limits")
-    access.bind(LambdaContext(remaining_ms=2500))  # 2.0 s of budget after the margin
-    started = time.monotonic()
+    access.bind(LambdaContext(remaining_ms=2500, clock=clock))  # 2.0 s of budget after the margin
+    started = clock()
     with pytest.raises(ServiceUnavailable) as info:
         access.request("GET", "limits")
-    elapsed = time.monotonic() - started
-    assert elapsed < 2.0
+    assert clock() - started <= 2.0 - 0.5  # every retry left time for one more attempt
     assert 1 < info.value.attempts < 100
+    assert len(clock.sleeps) == info.value.attempts - 1
     assert len(api_calls(emu, "/limits")) == info.value.attempts
 
 
 @pytest.mark.parametrize(("kind", "extra"), [("delay", {"delay_seconds": 1.0}), ("drop", {})])
 def test_non_idempotent_post_is_not_replayed_once_sent(make_access, emu, kind, extra) -> None:
-    access = make_access("client_credentials", timeouts=Timeouts(2.0, 0.4))
+    access = make_access("client_credentials", timeouts=Timeouts(5.0, 0.4))  # a loaded machine may connect slowly
     access.request("GET", "limits")
     emu.clear_requests()
     emu.inject(kind, count=5, method="POST", path=r"/sobjects/Account", **extra)
     name = f"Maybe {uuid.uuid4()}"
     with pytest.raises(OutcomeUnknown):
         new_account(access, name)
-    settle(kind, extra)
+    settle(emu, kind)
     assert len([r for r in api_calls(emu, "/sobjects/Account") if r["method"] == "POST"]) == 1
     if kind == "delay":  # Salesforce did apply it: a blind replay would have created a duplicate
         query = soql("SELECT Name FROM Account WHERE Name = {n}", n=name)
@@ -214,3 +214,19 @@ def test_allocation_guard(make_access, emu) -> None:
     assert "12000/15000" in str(info.value)
     assert emu.requests() == []  # the guard itself costs nothing when usage is fresh
     access.ensure_allocation(max_share=0.9)  # a higher guard still lets the job go on
+
+
+def test_allocation_guard_asks_again_once_the_usage_is_stale(make_access, emu) -> None:
+    clock = ManualClock()
+    access = make_access("client_credentials", clock=clock)
+    emu.set_api_usage(100)
+    access.ensure_allocation()
+    emu.clear_requests()
+    clock.sleep(299.0)
+    access.ensure_allocation()  # five minutes not yet passed: the last header is trusted
+    assert emu.requests() == []
+    emu.set_api_usage(12500)  # someone else used the org meanwhile
+    clock.sleep(2.0)
+    with pytest.raises(AllocationExhausted):
+        access.ensure_allocation()
+    assert [r["path"].rsplit("/", 1)[-1] for r in emu.requests()] == ["limits"]

@@ -7,7 +7,7 @@ only `# nosec`. This gate runs bandit (JSON report) and drops a finding only whe
 ruff on one of the finding's lines or for its file; anything else fails `make security`. Written by hand because
 neither tool reads the other's suppressions.
 
-    python tests/security/bandit_gate.py -c .bandit.yaml -r functions layers local
+    python tests/security/bandit_gate.py -c .bandit.yaml -r functions layers tooling
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ from tests.security import bandit_gate
 
 def _repo(tmp_path: Path, source: str) -> Path:
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.ruff.lint.per-file-ignores]\n"local/**" = ["S311", "S101"]  # reasons live here\n')
+        '[tool.ruff.lint.per-file-ignores]\n"tooling/**" = ["S311", "S101"]  # reasons live here\n')
     (tmp_path / "functions").mkdir()
-    (tmp_path / "local").mkdir()
+    (tmp_path / "tooling").mkdir()
     (tmp_path / "functions" / "code.py").write_text(source)
-    (tmp_path / "local" / "stand_in.py").write_text("import random\nassert random.random() < 2\n")
+    (tmp_path / "tooling" / "stand_in.py").write_text("import random\nassert random.random() < 2\n")
     return tmp_path
 
 
@@ -38,8 +38,8 @@ def test_only_ruff_justified_findings_are_accepted(tmp_path: Path) -> None:
         _finding("./functions/code.py", "B603", [4, 5]),
         _finding("functions/code.py", "B311", [6]),
         _finding("functions/code.py", "B307", [7]),
-        _finding("local/stand_in.py", "B311", [2]),  # pyproject's per-file-ignores justify S311 and S101 in local/
-        _finding("local/stand_in.py", "B101", [2]),
+        _finding("tooling/stand_in.py", "B311", [2]),  # pyproject's per-file-ignores justify S311 and S101 in tooling/
+        _finding("tooling/stand_in.py", "B101", [2]),
     ]}
     left, accepted = bandit_gate.unjustified(report, root)
     assert [(f.path, f.test_id, f.lines[0]) for f in left] == [

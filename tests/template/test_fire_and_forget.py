@@ -1,5 +1,7 @@
 """Pattern 2 in template.yaml: what API Gateway -> SQS, the Event Relay rule and the consumer's event source
-do cannot run under moto, so their shape is pinned here (the consumer is tested with the bodies they produce)."""
+do cannot run under moto, so what can be checked without AWS is checked here: the request model against the
+sample events, the wiring between API, queues, rule, consumer and alarm, and the roles' least privilege.
+"""
 
 from __future__ import annotations
 
@@ -27,39 +29,30 @@ def model(resources):
     return resources["ContractsApi"]["Properties"]["DefinitionBody"]["components"]["schemas"]["ContractSigned"]
 
 
-def test_the_api_sends_to_the_contracts_queue_without_a_lambda(signed, resources):
+def test_every_contracts_route_is_signed_and_validated(resources):
+    """No unsigned door into the queue: every method asks for SigV4 and has its body validated."""
+    definition = resources["ContractsApi"]["Properties"]["DefinitionBody"]
+    validators = definition["x-amazon-apigateway-request-validators"]
+    schemes = definition["components"]["securitySchemes"]
+    methods = [operation for path in definition["paths"].values() for operation in path.values()]
+    assert methods
+    for operation in methods:
+        [requirement] = operation["security"]
+        [scheme] = requirement
+        assert schemes[scheme]["x-amazon-apigateway-authtype"] == "awsSigv4"
+        assert validators[operation["x-amazon-apigateway-request-validator"]]["validateRequestBody"] is True
+        assert operation["requestBody"]["required"] is True
+    bad_body = definition["x-amazon-apigateway-gateway-responses"]["BAD_REQUEST_BODY"]
+    # the quoted messageString: valid JSON whatever API Gateway says (validationErrorString is not escaped)
+    assert "$context.error.messageString" in bad_body["responseTemplates"]["application/json"]
+
+
+def test_the_api_sends_to_the_queue_its_role_may_send_to(signed, resources):
     integration = signed["x-amazon-apigateway-integration"]
-    assert integration["type"] == "aws"
-    assert integration["httpMethod"] == "POST"
     assert integration["uri"]["Fn::Sub"].endswith(":sqs:path/${AWS::AccountId}/${ContractsQueue.QueueName}")
     assert integration["credentials"] == {"Fn::GetAtt": ["ContractsApiRole", "Arn"]}
-    template = integration["requestTemplates"]["application/json"]
-    assert template.startswith("Action=SendMessage&MessageBody=$util.urlEncode($input.body)")  # body verbatim
-    assert integration["passthroughBehavior"] == "never"  # other content types are refused, not forwarded
-
-
-def test_the_api_answers_202_with_the_message_id(signed):
-    responses = signed["x-amazon-apigateway-integration"]["responses"]
-    accepted = responses["200"]
-    assert accepted["statusCode"] == "202"
-    assert "SendMessageResponse.SendMessageResult.MessageId" in accepted["responseTemplates"]["application/json"]
-    assert "message_id" in accepted["responseTemplates"]["application/json"]
-    assert responses["default"]["statusCode"] == "500"
-    assert set(signed["responses"]) == {"202", "400", "500"}
-
-
-def test_the_body_is_validated_by_the_model_and_signed_requests_only(signed, resources, model):
-    definition = resources["ContractsApi"]["Properties"]["DefinitionBody"]
-    validator = signed["x-amazon-apigateway-request-validator"]
-    assert definition["x-amazon-apigateway-request-validators"][validator]["validateRequestBody"] is True
-    assert signed["requestBody"]["required"] is True
-    assert model["required"] == ["contract_id", "account_id"]
-    assert model["additionalProperties"] is False
-    assert signed["security"] == [{"sigv4": []}]
-    assert definition["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
-    bad_body = definition["x-amazon-apigateway-gateway-responses"]["BAD_REQUEST_BODY"]
-    assert bad_body["statusCode"] == 400
-    assert "validationErrorString" in bad_body["responseTemplates"]["application/json"]
+    responses = integration["responses"]
+    assert {r["statusCode"] for r in responses.values()} <= set(signed["responses"])  # declared in the OpenAPI
 
 
 def model_accepts(model, body) -> bool:
@@ -101,36 +94,28 @@ def test_the_queue_redrives_to_the_dlq_and_outlives_the_consumer(resources):
     queue = resources["ContractsQueue"]["Properties"]
     consumer = resources["BillingConsumerFunction"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ContractsDeadLetterQueue", "Arn"]}
-    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
-    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]
-    assert queue["SqsManagedSseEnabled"] is True
-    assert resources["ContractsDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1209600
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5  # AWS's advice for a Lambda consumer
+    assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]  # else a slow batch is delivered twice
 
 
-def test_the_consumer_reports_partial_batches_and_protects_billing(resources, template):
+def test_the_consumer_reports_partial_batches_and_may_dead_letter(resources, template):
     consumer = resources["BillingConsumerFunction"]["Properties"]
     source = consumer["Events"]["Contracts"]
-    assert source["Type"] == "SQS"
     assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["ContractsQueue", "Arn"]}
+    # BatchProcessor answers batchItemFailures; without this Lambda ignores them and retries the whole batch.
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert source["Properties"]["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "BillingMaxConcurrency"}
-    assert template["Parameters"]["BillingMaxConcurrency"]["MinValue"] == 2  # the SQS minimum
-    variables = consumer["Environment"]["Variables"]
-    assert variables["CONTRACTS_DLQ_URL"] == {"Ref": "ContractsDeadLetterQueue"}
-    assert variables["BILLING_API_URL"] == {"Ref": "BillingApiUrl"}
+    concurrency = source["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert template["Parameters"][concurrency["Ref"]]["MinValue"] >= 2  # SQS refuses less
+    # the consumer sends poison messages to the DLQ named in its environment: it may send there and nowhere else
+    assert consumer["Environment"]["Variables"]["CONTRACTS_DLQ_URL"] == {"Ref": "ContractsDeadLetterQueue"}
     policies = json.dumps(consumer["Policies"])
     assert '"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["ContractsDeadLetterQueue", "QueueName"]}}' \
         in policies
     assert "dynamodb:Scan" not in policies  # idempotency needs item operations only
-    assert consumer["Handler"] == "billing_consumer.handler.handler"
-    assert (ROOT / consumer["CodeUri"] / "billing_consumer" / "handler.py").is_file()
 
 
 def test_event_relay_rule_targets_the_queue_with_a_dlq(resources, template):
     rule = resources["ContractSignedRule"]
-    assert rule["Condition"] == "HasContractEventBus"
-    assert rule["Properties"]["EventBusName"] == {"Ref": "ContractEventBusName"}
-    assert rule["Properties"]["EventPattern"]["detail-type"] == ["Contract_Signed__e"]
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["ContractsQueue", "Arn"]}
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ContractsDeadLetterQueue", "Arn"]}
@@ -141,24 +126,20 @@ def test_event_relay_rule_targets_the_queue_with_a_dlq(resources, template):
     assert re.fullmatch(pattern, "")
 
 
-def test_outbound_message_endpoint(resources):
+def test_outbound_message_function_reads_no_salesforce_secret(resources):
     function = resources["OutboundMessageFunction"]["Properties"]
-    event = function["Events"]["Notifications"]["Properties"]
-    assert (event["Path"], event["Method"]) == ("/outbound/contracts", "post")
-    assert event["RestApiId"] == {"Ref": "OutboundMessageApi"}
-    assert function["Environment"]["Variables"]["CONTRACTS_QUEUE_URL"] == {"Ref": "ContractsQueue"}
-    assert function["Environment"]["Variables"]["SALESFORCE_ORG_ID"] == {"Ref": "SalesforceOrgId"}
+    assert function["Events"]["Notifications"]["Properties"]["RestApiId"] == {"Ref": "OutboundMessageApi"}
     assert "SecretsManager" not in json.dumps(function["Policies"])  # it never talks to Salesforce
-    assert (ROOT / function["CodeUri"] / "outbound_message" / "handler.py").is_file()
 
 
 def test_the_dlq_is_alarmed(resources):
     alarm = resources["ContractsDeadLetterAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS"
     assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ContractsDeadLetterQueue",
                                                                                  "QueueName"]}}]
-    assert alarm["Threshold"] == 1
-    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # one message in the DLQ is one contract not billed
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
 
 
 @pytest.mark.parametrize("name", ["contract-signed-request.json", "contract-signed-event-relay.json",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from salesforce_access.auth import AccessToken, TokenManager
-from salesforce_access.budget import Budget, LambdaContext, PollPolicy, RetryPolicy, Timeouts
+from salesforce_access.budget import Budget, PollPolicy, RetryPolicy, Timeouts
 from salesforce_access.bulk import BulkApi
 from salesforce_access.collections import Collections
 from salesforce_access.composite import CompositeResult, Subrequest, composite_payload
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import requests
+    from aws_lambda_powertools.utilities.typing import LambdaContext
     from simple_salesforce import Salesforce
 
 DEFAULT_SAFETY_MARGIN = 5.0  # seconds kept back from the invocation for the handler to finish
@@ -44,7 +46,9 @@ class SalesforceAccess:
     """Authenticated, resilient access to one Salesforce org.
 
     `secret` is a Secrets Manager id/ARN, or an already parsed secret (mapping or model) for tests and
-    scripts. `verify` is passed to requests (a CA bundle path for the local emulator).
+    scripts. `verify` is passed to requests (a CA bundle path for the local emulator). `sleep` and `clock`
+    stand in for ``time.sleep`` and ``time.monotonic`` (backoff, polling, budgets, usage age), so tests
+    can run a time budget without waiting for it.
     """
 
     def __init__(
@@ -59,13 +63,15 @@ class SalesforceAccess:
         verify: bool | str = True,
         secret_max_age: int | None = None,
         sleep: Callable[[float], None] | None = None,
-    ):
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secret_source = secret
         self._secret_max_age = secret_max_age
         self._safety_margin = safety_margin
         self._unbound_budget = unbound_budget
         self._bound: Budget | None = None
-        self._usage = UsageTracker()
+        self._clock = clock
+        self._usage = UsageTracker(clock)
         extra = {"sleep": sleep} if sleep else {}
         self.session = SalesforceSession(
             usage=self._usage, budget=self.budget, timeouts=timeouts, retry=retry, verify=verify, **extra
@@ -79,14 +85,14 @@ class SalesforceAccess:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def bind(self, context: LambdaContext | Any) -> SalesforceAccess:
+    def bind(self, context: LambdaContext) -> SalesforceAccess:
         """Start an invocation: retries and polling end `safety_margin` seconds before the Lambda times out."""
-        self._bound = Budget.from_context(context, self._safety_margin)
+        self._bound = Budget.from_context(context, self._safety_margin, self._clock)
         return self
 
     def budget(self) -> Budget:
         """The bound invocation budget, or a fresh `unbound_budget` one outside Lambda."""
-        return self._bound if self._bound is not None else Budget.seconds(self._unbound_budget)
+        return self._bound if self._bound is not None else Budget.seconds(self._unbound_budget, self._clock)
 
     @cached_property
     def settings(self) -> SalesforceSecret:
@@ -209,7 +215,12 @@ class SalesforceAccess:
 
     @property
     def client(self) -> Salesforce:
-        """A simple-salesforce client on the shared session (so it gets the current token and the policy)."""
+        """simple-salesforce for calls the layer has no API for, on the shared session.
+
+        Every call it makes gets the current token, the timeouts, the retry and re-authentication policy,
+        the budget and the usage tracking, and fails with the layer's typed errors. Built once per instance
+        URL; importing simple-salesforce is paid on first use only.
+        """
         token = self.tokens.current()
         if self._client is None or self._client_token is None \
                 or token.instance_url != self._client_token.instance_url:

@@ -11,15 +11,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PATCH"})
 """PATCH is idempotent in Salesforce's REST API (field update, upsert by external id). POST creates and PUT
 appends data to a Bulk job, so neither is replayed after a timeout unless the caller says it is safe."""
-
-
-class LambdaContext(Protocol):
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,12 @@ class Budget:
         return cls(clock() + seconds, clock)
 
     @classmethod
-    def from_context(cls, context: LambdaContext | Any, safety_margin: float) -> Budget:
+    def from_context(
+        cls, context: LambdaContext, safety_margin: float, clock: Callable[[], float] = time.monotonic
+    ) -> Budget:
         """Deadline = the invocation's remaining time minus `safety_margin` seconds."""
         remaining = context.get_remaining_time_in_millis() / 1000.0
-        return cls.seconds(max(remaining - safety_margin, 0.0))
+        return cls.seconds(max(remaining - safety_margin, 0.0), clock)
 
     def remaining(self) -> float:
         return math.inf if self._deadline is None else max(self._deadline - self._clock(), 0.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -41,7 +42,7 @@ def parse_limit_info(header: str | None) -> ApiUsage | None:
 class UsageTracker:
     """Remembers the latest usage seen by this container and publishes it as a metric."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._usage: ApiUsage | None = None

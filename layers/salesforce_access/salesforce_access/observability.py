@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from salesforce_access.redaction import redact, redact_value
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.logging.types import LogRecord
 
 DEFAULT_NAMESPACE = "SalesforceIntegration"
 
@@ -24,7 +27,7 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 class RedactingFormatter(LambdaPowertoolsFormatter):
     """Powertools JSON formatter that masks credentials in every field before serialising."""
 
-    def serialize(self, log: dict[str, Any]) -> str:
+    def serialize(self, log: LogRecord) -> str:
         return super().serialize(log=redact_value(log))
 
 

@@ -88,7 +88,7 @@ class SalesforceSession(requests.Session):
 
     # -- entry points -------------------------------------------------------------------------------
 
-    def request(  # type: ignore[override]
+    def request(
         self, method: str | bytes, url: str | bytes, *args: Any, idempotent: bool | None = None, **kwargs: Any
     ) -> requests.Response:
         """Authenticated request. Raises a SalesforceError subclass for any status >= 400."""
@@ -118,6 +118,9 @@ class SalesforceSession(requests.Session):
         # Explicit, because requests lets REQUESTS_CA_BUNDLE override a session-level CA bundle.
         kwargs.setdefault("verify", self.verify)
         rewind = _rewinder(kwargs)
+        tokens = self.tokens
+        if authenticated and tokens is None:
+            raise RuntimeError("SalesforceSession has no token manager")
         budget = self._budget()
         attempts = 0
         reauthenticated = False
@@ -125,10 +128,8 @@ class SalesforceSession(requests.Session):
             attempts += 1
             token = None
             call_headers = dict(headers)
-            if authenticated:
-                if self.tokens is None:
-                    raise RuntimeError("SalesforceSession has no token manager")
-                token = self.tokens.current()
+            if authenticated and tokens is not None:
+                token = tokens.current()
                 call_headers["Authorization"] = f"Bearer {token.value}"
                 if wants_bulk1_header:
                     call_headers["X-SFDC-Session"] = token.value
@@ -158,12 +159,12 @@ class SalesforceSession(requests.Session):
                     return response
                 error = error_from_response(response, method)
                 response.close()
-                if (authenticated and isinstance(error, SessionExpired) and not reauthenticated
-                        and rewind is not None and token is not None):
+                if (isinstance(error, SessionExpired) and not reauthenticated
+                        and rewind is not None and tokens is not None and token is not None):
                     logger.info("Salesforce session expired; re-authenticating once and replaying",
                                 extra={"method": method, "path": error.path})
                     metrics.add_metric(name="SalesforceReauthentications", unit=MetricUnit.Count, value=1)
-                    self.tokens.invalidate(token)  # type: ignore[union-attr]
+                    tokens.invalidate(token)
                     reauthenticated = True
                     attempts -= 1  # the replay is not a retry of a transient failure
                     continue
