@@ -265,5 +265,5 @@ def test_the_summary_lists_what_is_not_wired(stack):
     summary = stack.summary()
     problems = "\n".join(summary["problems"])
     assert "AWS::StepFunctions::StateMachine" in problems
-    assert "event type S3" in problems
+    assert "by s3.amazonaws.com are not emulated" in problems
     assert any("POST   /intake" in r for r in summary["routes"])

@@ -1,4 +1,5 @@
-"""API Gateway emulation pieces: mapping templates, request validation, SigV4 header checks, proxy replies."""
+"""API Gateway emulation pieces: mapping templates (airspeed, with API Gateway's $input/$util/$context), request
+validation, SigV4 header checks, proxy replies."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 
 from local.stack.apigw import proxy_reply, sigv4_problem, validate_body
-from local.stack.vtl import Input, TemplateError, render
+from local.stack.mapping import TemplateError, render, render_gateway_response
 
 SCHEMA = {"type": "object", "required": ["sku", "quantity"], "additionalProperties": False,
           "properties": {"sku": {"type": "string", "pattern": "^SKU-[0-9]+$"}, "quantity": {"type": "integer"}}}
@@ -16,7 +17,7 @@ SCHEMA = {"type": "object", "required": ["sku", "quantity"], "additionalProperti
 def test_sqs_request_template_url_encodes_the_body_and_adds_the_request_id():
     template = ("Action=SendMessage&MessageBody=$util.urlEncode($input.body)"
                 "&MessageAttribute.1.Value.StringValue=$context.requestId")
-    out = render(template, Input('{"a": "b&c"}'), {"requestId": "req-1"})
+    out = render(template, body='{"a": "b&c"}', context={"requestId": "req-1"})
     assert out == ("Action=SendMessage&MessageBody=%7B%22a%22%3A+%22b%26c%22%7D"
                    "&MessageAttribute.1.Value.StringValue=req-1")
 
@@ -24,28 +25,56 @@ def test_sqs_request_template_url_encodes_the_body_and_adds_the_request_id():
 def test_response_template_reads_the_integration_answer_with_json_path():
     answer = json.dumps({"SendMessageResponse": {"SendMessageResult": {"MessageId": "m-1"}}})
     out = render("""{"id": "$input.path('$.SendMessageResponse.SendMessageResult.MessageId')", """
-                 """"all": $input.json('$.SendMessageResponse')}""", Input(answer), {})
+                 """"all": $input.json('$.SendMessageResponse')}""", body=answer)
     assert json.loads(out) == {"id": "m-1", "all": {"SendMessageResult": {"MessageId": "m-1"}}}
 
 
 def test_gateway_response_template_with_quiet_and_braced_references():
     context = {"error": {"responseType": "BAD_REQUEST_BODY", "messageString": '"Invalid request body"'}}
     template = '{"code": "${context.error.responseType}", "message": $context.error.messageString$!context.error.x}'
-    out = render(template, Input(""), context)
+    out = render_gateway_response(template, context)
     assert json.loads(out) == {"code": "BAD_REQUEST_BODY", "message": "Invalid request body"}
+    assert render_gateway_response("[$util.escapeJavaScript('x')][$input.body]", context) == "[][]"  # not theirs
 
 
 def test_params_escape_and_base64():
-    inp = Input("", {"path": {"id": "7"}, "querystring": {"q": "x"}, "header": {"X-Thing": "it's"}})
+    params = {"path": {"id": "7"}, "querystring": {"q": "x"}, "header": {"X-Thing": "it's"}}
     assert render("$input.params('id')/$input.params('q')/$util.escapeJavaScript($input.params('x-thing'))",
-                  inp, {}) == "7/x/it\\'s"
-    assert render("$util.base64Encode('hi')", Input(""), {}) == "aGk="
+                  params=params) == "7/x/it\\'s"
+    assert render("$util.base64Encode('hi')/$util.base64Decode('aGk=')") == "aGk=/hi"
+    assert render("$util.urlEncode('a b~*')/$util.urlDecode('a+b%7E')") == "a+b%7E*/a b~"
+    assert render("#foreach($name in $input.params().path.keySet())$name=$input.params().path.get($name)#end",
+                  params=params) == "id=7"
 
 
-@pytest.mark.parametrize("template", ["#set($x = 1)$x", "#if($input.body)yes#end", "$unknown.thing"])
-def test_constructs_outside_the_subset_fail_loudly(template):
+def test_escape_javascript_makes_a_json_string_of_any_text():
+    text = 'say "hi"\\ \n\t and ünïcode'
+    out = render('{"message": "$util.escapeJavaScript($context.error.message)"}',
+                 context={"error": {"message": text}})
+    assert json.loads(out) == {"message": text}
+    # A single quote is escaped as API Gateway does (\' is not JSON); its documented fix-up makes it JSON again.
+    quoted = render("""{"message": "$util.escapeJavaScript($context.m).replaceAll("\\\\'", "'")"}""",
+                    context={"m": "it's"})
+    assert json.loads(quoted) == {"message": "it's"}
+
+
+def test_velocity_directives_render_like_api_gateway():
+    template = ('#set($order = $util.parseJson($input.body))'
+                '#if($order.lines.size() > 1)many#else$order.lines[0].sku#end'
+                '#foreach($line in $order.lines),$line.quantity#end')
+    assert render(template, body='{"lines": [{"sku": "SKU-1", "quantity": 2}]}') == "SKU-1,2"
+    assert render(template, body='{"lines": [{"sku": "a", "quantity": 1}, {"sku": "b", "quantity": 3}]}') == \
+        "many,1,3"
+    assert render("$input.path('$.lines[1].sku')|$input.json('$.lines[0]')",
+                  body='{"lines": [{"sku": "a"}, {"sku": "b"}]}') == 'b|{"sku": "a"}'
+    assert render("[$unknown.thing][$!quiet]") == "[][]"  # API Gateway renders what is missing as nothing
+
+
+@pytest.mark.parametrize(("template", "body"), [("#if($input.body)yes", "{}"), ("$input.path('$.a')", "not json"),
+                                                ("$util.parseJson($input.body)", "not json")])
+def test_what_does_not_render_fails_loudly(template, body):
     with pytest.raises(TemplateError):
-        render(template, Input("{}"), {})
+        render(template, body=body)
 
 
 def test_valid_body_passes_validation():

@@ -1,13 +1,18 @@
-"""The template reader: the real template.yaml, and a fixture template with every construct the stack wires."""
+"""The template reader: the real template.yaml, and a fixture template with every construct the stack wires,
+both read through SAM's translation."""
 
 from __future__ import annotations
 
-import pytest
-import yaml
+from pathlib import Path
 
-from local.stack.cfn import CfnLoader, Evaluator, Unsupported
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+from local.stack.apigw import ApiGateway, api_path_regex
+from local.stack.cfn import Evaluator, Unsupported
+from local.stack.project import ProjectNotFound, find_template
 from local.stack.services import load_wiring
-from local.stack.template import IMPLICIT_API, api_path_regex, read_template
+from local.stack.template import IMPLICIT_API, StackModel, TemplateInvalid, read_template
 
 from .conftest import FIXTURE_TEMPLATE, ROOT
 
@@ -15,8 +20,14 @@ TEMPLATE = ROOT / "template.yaml"
 
 
 def _raw_functions() -> dict[str, dict]:
-    doc = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    doc = yaml_parse(TEMPLATE.read_text())
     return {k: v for k, v in doc["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def _routes(model: StackModel) -> set[tuple[str, str, str, str | None]]:
+    gateway = ApiGateway(model, invoke=lambda *_: None, sqs_client=lambda: None)
+    assert gateway.problems == []
+    return {(r.method, r.path, r.api.logical_id, r.function) for r in gateway.routes}
 
 
 def _local_parameters(model_parameters: dict) -> dict[str, str]:
@@ -69,12 +80,16 @@ def test_environment_of_every_real_function_is_resolved(real):
 
 
 def test_every_event_of_the_real_template_is_wired(real):
-    raw = _raw_functions()
-    for logical_id, fn in real.functions.items():
-        events = raw[logical_id]["Properties"].get("Events") or {}
-        wired = {e.name for e in fn.api_events + fn.sqs_events + fn.rule_events} | {
-            s.name.removeprefix(logical_id) for s in fn.schedules}
-        assert set(events) <= wired, f"{logical_id}: events {set(events) - wired} are not wired"
+    routes = {(method, path, function) for method, path, _, function in _routes(real)}
+    for logical_id, raw in _raw_functions().items():
+        fn = real.functions[logical_id]
+        sources = {s.name for s in fn.sqs_events} | {e.rule for e in fn.rule_events} | {s.name for s in fn.schedules}
+        for name, event in (raw["Properties"].get("Events") or {}).items():
+            if event["Type"] == "Api":
+                route = (event["Properties"]["Method"].upper(), event["Properties"]["Path"], logical_id)
+                assert route in routes, f"{logical_id}.{name}: no route {route}"
+            else:  # SAM names what it generates for an event <Function><Event>
+                assert f"{logical_id}{name}" in sources, f"{logical_id}.{name} ({event['Type']}) is not wired"
 
 
 # -- the fixture template ----------------------------------------------------------------------------------------
@@ -113,15 +128,15 @@ def test_a_condition_follows_the_local_parameter_values():
 
 def test_events_of_every_kind(fixture):
     fn = fixture.functions["ProbeFunction"]
-    routes = {(e.method, e.path, e.api) for e in fn.api_events}
+    routes = {(method, path, api) for method, path, api, function in _routes(fixture) if function == fn.logical_id}
     assert routes == {("GET", "/open/{id}", "ProbeApi"), ("GET", "/open/x/crash", "ProbeApi"),
                       ("POST", "/signed", "ProbeApi"), ("GET", "/keyed", "ProbeApi"),
                       ("ANY", "/files/{proxy+}", IMPLICIT_API)}
-    assert IMPLICIT_API in fixture.apis
+    assert (fixture.apis[IMPLICIT_API].stage, fixture.apis["ProbeApi"].stage) == ("Prod", "v1")
     (sqs,) = fn.sqs_events
     assert (sqs.queue, sqs.batch_size, sqs.report_batch_item_failures) == ("WorkQueue", 5, True)
     (rule,) = fn.rule_events
-    assert rule.bus == "salesforce-integration-orders"
+    assert (rule.rule, rule.bus) == ("ProbeFunctionOrders", "salesforce-integration-orders")
     assert rule.pattern["detail-type"] == ["OrderPlaced"]
     schedules = {s.name: s for s in fn.schedules}
     assert set(schedules) == {"ProbeFunctionHourly", "NightlySchedule"}
@@ -136,8 +151,27 @@ def test_events_of_every_kind(fixture):
 def test_unsupported_constructs_are_reported_by_name(fixture):
     problems = "\n".join(fixture.problems)
     assert "Machine: resource type AWS::StepFunctions::StateMachine is not emulated" in problems
-    assert "ProbeFunction.Events.Uploads: event type S3 is not emulated" in problems
+    assert "ProbeFunctionUploadsPermission: invocations of ProbeFunction by s3.amazonaws.com are not emulated" \
+        in problems
     assert fixture.missing_parameters() == ["NeededLater"]
+
+
+def test_a_template_sam_refuses_is_reported_with_sams_reasons(tmp_path):
+    bad = tmp_path / "template.yaml"
+    bad.write_text(FIXTURE_TEMPLATE.read_text().replace("Type: EventBridgeRule", "Type: NoSuchEvent"))
+    with pytest.raises(TemplateInvalid, match=r"ProbeFunction.*NoSuchEvent"):
+        read_template(bad)
+
+
+def test_the_project_is_found_from_the_current_directory_upwards(tmp_path, monkeypatch):
+    (tmp_path / "template.yaml").write_text("Resources: {}\n")
+    (tmp_path / "functions" / "x").mkdir(parents=True)
+    assert find_template(start=tmp_path / "functions" / "x") == tmp_path / "template.yaml"
+    monkeypatch.chdir(tmp_path / "functions")
+    assert find_template() == tmp_path / "template.yaml"
+    assert find_template(FIXTURE_TEMPLATE) == FIXTURE_TEMPLATE
+    with pytest.raises(ProjectNotFound, match="give --template"):
+        find_template(start=Path("/"))
 
 
 def test_a_function_is_found_by_logical_id_name_or_folder(fixture):

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from patterns_benchmarks.harness import FAKE_AWS, LAYER_DIR, PARAMETERS, table
+from patterns_benchmarks.harness import FAKE_AWS, PARAMETERS, layer_dir, table
 
 BASELINE = "bare boto3 handler (baseline)"
 BARE_HANDLER = '"""The baseline: a handler that imports boto3 and nothing else."""\nimport boto3  # noqa: F401\n\n\n' \
@@ -103,7 +103,7 @@ def run(runs: int = 7, only: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as bare_dir:
         Path(bare_dir, "bare_handler.py").write_text(BARE_HANDLER)
         entries = [{"name": BASELINE, "handler": "bare_handler.handler", "module": "bare_handler",
-                    "attribute": "handler", "paths": [bare_dir, str(LAYER_DIR)],
+                    "attribute": "handler", "paths": [bare_dir, str(layer_dir())],
                     "environment": {"AWS_LAMBDA_FUNCTION_NAME": "bare", "LAMBDA_TASK_ROOT": bare_dir}},
                    *(h for h in handlers() if only is None or h["handler"] in only)]
         for entry in entries:  # warm-up: compile bytecode once, outside the figures

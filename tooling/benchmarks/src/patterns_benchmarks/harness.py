@@ -22,9 +22,6 @@ from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[4]
-LAYER_DIR = ROOT / "layers" / "salesforce_access"
-FUNCTIONS_DIR = ROOT / "functions"
 REGION = "eu-west-1"
 
 # What tests/conftest.py sets before any boto3 client exists: fake credentials (moto), no X-Ray daemon.
@@ -47,6 +44,18 @@ PARAMETERS = {
 }
 
 
+def project_dir() -> Path:
+    """The project measured (template.yaml, functions/, layers/): the nearest template.yaml from the current
+    directory up, as the local stack finds it."""
+    from local.stack.project import project_root
+
+    return project_root()
+
+
+def layer_dir() -> Path:
+    return project_dir() / "layers" / "salesforce_access"
+
+
 def template_environment(logical_id: str, **overrides: str) -> dict[str, str]:
     """A function's environment variables as template.yaml sets them (Globals merged), with overrides."""
     from local.stack.template import read_template
@@ -56,7 +65,7 @@ def template_environment(logical_id: str, **overrides: str) -> dict[str, str]:
 
 def import_paths(*functions: str) -> None:
     """Put the layer and the functions' CodeUri folders on sys.path, as Lambda does (/opt/python, /var/task)."""
-    for path in (LAYER_DIR, *(FUNCTIONS_DIR / name for name in functions)):
+    for path in (layer_dir(), *(project_dir() / "functions" / name for name in functions)):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
 
@@ -163,7 +172,7 @@ def child(module: str, *args: str) -> Iterator[Child]:
     stand-in sets TCP_NODELAY itself).
     """
     command = [sys.executable, "-m", "patterns_benchmarks.harness", module, "serve", "--port", "0", *args]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603 - our own stand-ins, fixed argv
+    process = subprocess.Popen(command, cwd=project_dir(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603 - our own stand-ins, fixed argv
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-ROOT = Path(__file__).resolve().parents[4]
 # The sync's window normally ends 60 s behind the clock (transactions still committing); the demo's changes
 # are seconds old, so its sync functions see them at once. Nothing else differs from template.yaml.
 DEMO_ENVIRONMENT = {fn: {"SYNC_WATERMARK_LAG_SECONDS": "0"}
@@ -28,6 +27,8 @@ DEMO_ENVIRONMENT = {fn: {"SYNC_WATERMARK_LAG_SECONDS": "0"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--template", "-t", help="the project's SAM template (default: the nearest template.yaml "
+                                                 "from the current directory up)")
     parser.add_argument("--only", metavar="N[,N...]", help="run only these patterns (1-5), e.g. --only 2 or 4,5")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="also print every line the functions log (on stderr)")
@@ -115,7 +116,8 @@ def _start(story: Any, workdir: Path, args: argparse.Namespace) -> tuple[Any, An
     env_file.write_text(json.dumps(DEMO_ENVIRONMENT))
     logs: list[tuple[str, str]] = []
     started = time.monotonic()
-    stack = LocalStack(ROOT / "template.yaml", env_file=env_file, log_sink=collecting_sink(logs, echo=args.verbose))
+    stack = LocalStack(getattr(args, "template", None), env_file=env_file,  # tests build args without it
+                       log_sink=collecting_sink(logs, echo=args.verbose))
     stack.start()
     summary = stack.summary()
     story.step(f"API Gateway emulation  {summary['api_url']}   {len(summary['routes'])} routes from template.yaml")

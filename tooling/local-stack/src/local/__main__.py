@@ -6,6 +6,8 @@
     python -m local put-events FILE.json                    # PutEvents on the running stack
     python -m local status                                  # the running stack's URLs, routes and schedules
     python -m local demo                                    # all five patterns end to end, verified (make demo)
+
+The project is the folder of --template, or of the nearest template.yaml from the current directory up.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[4]
-STATE_FILE = ROOT / ".local-state" / "stack.json"
+STATE = Path(".local-state") / "stack.json"  # in the project's folder: where `up` says it is running
+
+
+def _state_file(template: str | None = None) -> Path:
+    from local.stack.project import ProjectNotFound, project_root
+
+    try:
+        return project_root(template) / STATE
+    except ProjectNotFound as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _parameters(values: list[str] | None) -> dict[str, str]:
@@ -37,9 +47,14 @@ def _parameters(values: list[str] | None) -> dict[str, str]:
 
 def _stack(args: argparse.Namespace, **kwargs: Any) -> Any:
     from local.stack import LocalStack
+    from local.stack.project import ProjectNotFound
+    from local.stack.template import TemplateInvalid
 
-    return LocalStack(args.template, env_file=args.env_file, parameters=_parameters(args.parameter_overrides),
-                      **kwargs)
+    try:
+        return LocalStack(args.template, env_file=args.env_file, parameters=_parameters(args.parameter_overrides),
+                          **kwargs)
+    except (ProjectNotFound, TemplateInvalid) as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -47,15 +62,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from local.stack.template import TemplateInvalid
+
     try:
         stack.start()
-    except OSError as exc:
+    except (OSError, TemplateInvalid) as exc:
         print(f"local stack failed to start: {exc}", file=sys.stderr)
         return 1
+    state_file = stack.project_root / STATE
     try:
         summary = stack.summary()
-        STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        STATE_FILE.write_text(json.dumps({"api_url": summary["api_url"], "pid": os.getpid()}))
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps({"api_url": summary["api_url"], "pid": os.getpid()}))
         if args.json:
             print(json.dumps(summary), flush=True)
         else:
@@ -63,7 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         print("\nstopping the local stack ...", file=sys.stderr, flush=True)
-        STATE_FILE.unlink(missing_ok=True)
+        state_file.unlink(missing_ok=True)
         stack.stop()
     return 0
 
@@ -98,9 +116,15 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"the event is not valid JSON: {exc}", file=sys.stderr)
         return 2
+    from local.stack.template import TemplateInvalid
+
     stack = _stack(args, start_api=False, start_sources=False)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except TemplateInvalid as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
         for problem in stack.problems:
             print(f"[local] note: {problem}", file=sys.stderr)
         try:
@@ -120,9 +144,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     url = args.url
     if not url:
-        if not STATE_FILE.exists():
+        state_file = _state_file(args.template)
+        if not state_file.exists():
             raise SystemExit("no running local stack found: start one with `python -m local up` (or give --url)")
-        url = json.loads(STATE_FILE.read_text())["api_url"]
+        url = json.loads(state_file.read_text())["api_url"]
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"{url}/__local/{path}", data=data, method=method,  # noqa: S310 - loopback
                                      headers={"Content-Type": "application/json"})
@@ -166,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def stack_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--template", "-t", default=str(ROOT / "template.yaml"))
+        p.add_argument("--template", "-t", help="the SAM template (default: the nearest template.yaml from the "
+                                                "current directory up)")
         p.add_argument("--env-file", "-n", help="variables for the functions: dotenv (KEY=VALUE) or the JSON of "
                                                 "`sam local invoke --env-vars`")
         p.add_argument("--parameter-overrides", nargs="*", metavar="Name=value", help="template parameters")
@@ -195,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "put-events":
             p.add_argument("file", help="JSON: [{Source, DetailType, Detail, EventBusName}, ...]")
         p.add_argument("--url", help="the running stack's API URL (default: the one `up` recorded)")
+        p.add_argument("--template", "-t", help="the project's template, to find what `up` recorded")
         p.add_argument("--timeout", type=float, default=900.0)
         p.set_defaults(handler=handler)
 

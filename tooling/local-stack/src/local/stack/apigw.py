@@ -1,16 +1,22 @@
 """API Gateway (REST APIs) on localhost: routes from template.yaml, requests as Lambda proxy events.
 
-Routes come from the functions' Api events and from each API's DefinitionBody (OpenAPI): Lambda proxy
+Routes come from each AWS::ApiGateway::RestApi's Body in the translated template (template.py: SAM has put
+every Api event, the Auth settings and the GatewayResponses there, as it does for a deployment): Lambda proxy
 integrations, SQS direct integrations (``sqs:path/...`` or ``sqs:action/SendMessage``, with request
-validation against the OpenAPI model and mapping templates, see vtl.py) and mock integrations. Every API
-is served from the root of one local server, like ``sam local start-api``; the stage is only reported in the
-events' requestContext.
+validation against the OpenAPI model), mock integrations (SAM's CORS preflight ones too), with their mapping
+templates rendered by mapping.py. Every API is served from the root of one local server, like
+``sam local start-api``; the stage is only reported in the events' requestContext.
 
 Auth, as API Gateway answers it: an AWS_IAM route needs an ``Authorization: AWS4-HMAC-SHA256 Credential=...,
 SignedHeaders=..., Signature=...`` header and an X-Amz-Date (or Date) header; the signature itself is not
 verified locally (there is no IAM). An API-key route needs ``x-api-key`` equal to the stack's generated key.
 Unknown paths and methods answer 403 ``{"message":"Missing Authentication Token"}``. Gateway responses
-(GatewayResponses, x-amazon-apigateway-gateway-responses) shape these errors as the template says.
+(x-amazon-apigateway-gateway-responses, where SAM puts GatewayResponses) shape these errors as the template
+says, rendered by the same engine as the mapping templates.
+
+Hand-written because no library serves: moto's API Gateway stores REST APIs but does not route requests to
+Lambda proxies with SigV4/API-key checks, request validation and gateway responses; LocalStack does, but
+needs Docker and its whole platform.
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .cfn import ACCOUNT_ID
-from .template import REGION, RestApi, StackModel, api_path_regex
-from .vtl import Input, TemplateError, render
+from .mapping import TemplateError, render, render_gateway_response
+from .template import REGION, RestApi, StackModel
 
 MAX_PAYLOAD = 10 * 1024 * 1024
 
@@ -110,19 +116,9 @@ class ApiGateway:
     # -- routes -------------------------------------------------------------------------------------------------
 
     def _build(self) -> None:
-        for fn in self.model.functions.values():
-            for event in fn.api_events:
-                api = self.model.apis[event.api]
-                auth = api.auth or {}
-                authorizer = event.auth.get("Authorizer", auth.get("DefaultAuthorizer"))
-                api_key = event.auth.get("ApiKeyRequired", auth.get("ApiKeyRequired", False))
-                self._add(Route(api, event.method, event.path, "lambda", fn.logical_id,
-                                iam=authorizer == "AWS_IAM", api_key=bool(api_key), timeout_ms=event.timeout_ms))
         for api in self.model.apis.values():
             if api.definition:
                 self._from_definition(api)
-            if api.properties.get("Cors"):
-                self.problems.append(f"{api.logical_id}: CORS (preflight and headers) is not emulated")
         self.routes.sort(key=lambda r: r.specificity, reverse=True)
 
     def _add(self, route: Route) -> None:
@@ -135,12 +131,14 @@ class ApiGateway:
         self.routes.append(route)
 
     def _from_definition(self, api: RestApi) -> None:
-        where = f"{api.logical_id}.DefinitionBody"
+        where = f"{api.logical_id}.Body"
         try:
             doc = self.model.evaluate(api.definition, where)
         except Exception as exc:
             self.problems.append(f"{where}: {exc}; its routes are not wired")
             return
+        if doc.get("x-amazon-apigateway-policy") or api.properties.get("Policy"):
+            self.problems.append(f"{api.logical_id}: the API's resource policy is not enforced locally")
         schemes = {**(doc.get("securityDefinitions") or {}), **((doc.get("components") or {}).get("securitySchemes")
                                                                or {})}
         validators = doc.get("x-amazon-apigateway-request-validators") or {}
@@ -159,6 +157,8 @@ class ApiGateway:
                 iam = api_key = False
                 for requirement in op.get("security", doc.get("security") or []):
                     for name in requirement:
+                        if name == "NONE":  # SAM's marker for a route without the API's default authorizer
+                            continue
                         scheme = schemes.get(name, {})
                         authtype = str(scheme.get("x-amazon-apigateway-authtype", "")).lower()
                         if authtype == "awssigv4":
@@ -352,7 +352,8 @@ class ApiGateway:
         text = body.decode("utf-8", errors="replace")
         passthrough = str(integration.get("passthroughBehavior", "when_no_match")).lower()
         if content_type in templates:
-            rendered = render(templates[content_type], Input(text, params), context)
+            rendered = render(templates[content_type], body=text, params=params, context=context,
+                              stage_variables=route.api.stage_variables)
         elif passthrough == "never" or (passthrough == "when_no_templates" and templates):
             return self.gateway_response(route.api, "UNSUPPORTED_MEDIA_TYPE", request_id)
         else:
@@ -427,7 +428,8 @@ class ApiGateway:
             chosen = responses.get("default") or {"statusCode": str(status)}
         templates = chosen.get("responseTemplates") or {}
         content_type, template = next(iter(templates.items()), ("application/json", None))
-        out = render(template, Input(body, params), context) if template else body
+        out = render(template, body=body, params=params, context=context,
+                     stage_variables=route.api.stage_variables) if template else body
         headers = {"Content-Type": [content_type], "x-amzn-RequestId": [context["requestId"]],
                    "x-amz-apigw-id": [_apigw_id()]}
         for key, value in (chosen.get("responseParameters") or {}).items():
@@ -462,7 +464,7 @@ class ApiGateway:
                 "message": message, "messageString": json.dumps(message), "responseType": response_type,
                 "validationErrorString": validation}}
             try:
-                body = render(template, Input(""), context)
+                body = render_gateway_response(template, context, api.stage_variables if api else None)
             except TemplateError as exc:
                 self.problems.append(f"gateway response {response_type}: {exc}")
         return Reply(status, headers, body.encode())
@@ -472,7 +474,7 @@ class ApiGateway:
 
 
 def gateway_responses(api: RestApi) -> dict[str, dict[str, Any]]:
-    """{type: {"statusCode", "templates", "headers"}} from GatewayResponses and the OpenAPI extension."""
+    """{type: {"statusCode", "templates", "headers"}} from the Body's x-amazon-apigateway-gateway-responses."""
     out: dict[str, dict[str, Any]] = {}
     for name, config in ((api.definition or {}).get("x-amazon-apigateway-gateway-responses") or {}).items():
         headers = {k.split("gatewayresponse.header.", 1)[1]: v
@@ -481,12 +483,6 @@ def gateway_responses(api: RestApi) -> dict[str, dict[str, Any]]:
         entry = {"templates": config.get("responseTemplates") or {}, "headers": headers}
         if "statusCode" in config:
             entry["statusCode"] = config["statusCode"]
-        out[name] = entry
-    for name, config in (api.properties.get("GatewayResponses") or {}).items():
-        entry = {"templates": config.get("ResponseTemplates") or {},
-                 "headers": ((config.get("ResponseParameters") or {}).get("Headers")) or {}}
-        if "StatusCode" in config:
-            entry["statusCode"] = config["StatusCode"]
         out[name] = entry
     return out
 
@@ -529,7 +525,9 @@ def request_context(route: Route, method: str, path: str, request_id: str, ident
 def proxy_event(route: Route, method: str, path: str, path_params: dict[str, str], query: dict[str, list[str]],
                 headers: dict[str, list[str]], body: bytes, context: dict[str, Any]) -> dict[str, Any]:
     """The Lambda proxy integration's event (payload format 1.0)."""
-    binary_types = [str(t).replace("~1", "/") for t in route.api.properties.get("BinaryMediaTypes") or []]
+    declared = route.api.properties.get("BinaryMediaTypes") or \
+        (route.api.definition or {}).get("x-amazon-apigateway-binary-media-types") or []
+    binary_types = [str(t).replace("~1", "/") for t in declared]
     content_type = next((v[-1] for k, v in headers.items() if k.lower() == "content-type"), "")
     is_binary = any(_media_match(t, content_type) for t in binary_types)
     text: str | None = None
@@ -544,7 +542,8 @@ def proxy_event(route: Route, method: str, path: str, path_params: dict[str, str
         "multiValueHeaders": {k: list(v) for k, v in headers.items()} or None,
         "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
         "multiValueQueryStringParameters": {k: list(v) for k, v in query.items()} or None,
-        "pathParameters": path_params or None, "stageVariables": None, "requestContext": context,
+        "pathParameters": path_params or None, "stageVariables": route.api.stage_variables or None,
+        "requestContext": context,
         "body": base64.b64encode(body).decode() if body and is_binary else text,
         "isBase64Encoded": bool(body) and is_binary,
     }
@@ -680,3 +679,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return predicate()
+
+
+def api_path_regex(path: str) -> re.Pattern[str]:
+    """/products/{sku}/availability -> a regex with named groups; {proxy+} matches the rest of the path."""
+    parts = []
+    for segment in path.strip("/").split("/"):
+        m = re.fullmatch(r"\{([A-Za-z0-9_.-]+?)(\+)?\}", segment)
+        if m:
+            parts.append(f"(?P<{_group(m.group(1))}>.+)" if m.group(2) else f"(?P<{_group(m.group(1))}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(parts) + "/?$") if parts != [""] else re.compile("^/$")
+
+
+def _group(name: str) -> str:
+    return "p_" + re.sub(r"[^A-Za-z0-9_]", "_", name)

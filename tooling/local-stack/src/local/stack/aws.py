@@ -1,5 +1,9 @@
 """The AWS side: moto in server mode, and the template's resources created in it.
 
+Resources are created here rather than by deploying the translated template to moto's CloudFormation: that
+would also create the functions and APIs (from S3 code that does not exist locally) and name resources its own
+way, while the stack needs the names template.py predicts offline and runs functions and APIs itself.
+
 Queues (with their redrive policies), DynamoDB tables (keys, indexes, TTL), event buses, rules (with their
 SQS targets, which moto delivers to, and a "tap" queue per function target, which the stack polls because
 moto does not invoke Lambda targets), secrets (given or generated values), SNS topics, SSM parameters and
@@ -10,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
-import string
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +128,8 @@ class Provisioner:
             if "SecretString" in p:
                 value = str(self.ev(p["SecretString"], f"{res.logical_id}.SecretString"))
             else:
-                value = generate_secret(self.ev(p.get("GenerateSecretString") or {}, res.logical_id))
+                value = generate_secret(self.moto.client("secretsmanager"),
+                                        self.ev(p.get("GenerateSecretString") or {}, res.logical_id))
                 self.generated_secrets[res.logical_id] = value
             self.model.values.actual[res.logical_id] = self.moto.create_secret(res.name, value)
 
@@ -149,13 +152,8 @@ class Provisioner:
 
     def _tables(self) -> None:
         ddb = self.moto.client("dynamodb")
-        for res in self.model.of_type("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
+        for res in self.model.of_type("AWS::DynamoDB::Table"):  # SAM's SimpleTable is one too, once translated
             p = self.ev(res.properties, res.logical_id)
-            if res.type == "AWS::Serverless::SimpleTable":
-                key = p.get("PrimaryKey") or {"Name": "id", "Type": "String"}
-                short = {"String": "S", "Number": "N", "Binary": "B"}.get(key["Type"], key["Type"])
-                p = {"AttributeDefinitions": [{"AttributeName": key["Name"], "AttributeType": short}],
-                     "KeySchema": [{"AttributeName": key["Name"], "KeyType": "HASH"}]}
             kwargs: dict[str, Any] = {"TableName": res.name, "AttributeDefinitions": p["AttributeDefinitions"],
                                       "KeySchema": p["KeySchema"], "BillingMode": "PAY_PER_REQUEST"}
             for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
@@ -193,8 +191,7 @@ class Provisioner:
         # ... and rules with function targets, which get a tap queue instead.
         for fn in self.model.functions.values():
             for event in fn.rule_events:
-                rule_res = self.model.resources.get(event.rule)
-                name = rule_res.name if rule_res else self.model.values.ref(event.rule)
+                name = self.model.resources[event.rule].name
                 pattern = self.ev(event.pattern, f"{fn.logical_id}.{event.name}.Pattern")
                 self._put_rule(name, event.bus, pattern, "ENABLED" if event.enabled else "DISABLED")
                 tap_name = f"{TAP_PREFIX}{fn.logical_id}-{event.rule}"[:80]
@@ -212,7 +209,7 @@ class Provisioner:
 
     def _rule_bus(self, rule_id: str) -> str:
         bus = self.model.resources[rule_id].properties.get("EventBusName", "default")
-        return self.model._bus_name(bus, rule_id)
+        return self.model.bus_name(bus, rule_id)
 
     def _put_rule(self, name: str, bus: str, pattern: Any, state: str) -> None:
         pattern_text = pattern if isinstance(pattern, str) else json.dumps(pattern or {})
@@ -232,27 +229,24 @@ class Provisioner:
                                                  CreateBucketConfiguration={"LocationConstraint": REGION})
 
 
-def generate_secret(spec: dict[str, Any]) -> str:
-    """A value like Secrets Manager's GenerateSecretString: random characters, optionally inside a JSON template."""
-    length = int(spec.get("PasswordLength", 32))
-    alphabet = ""
-    if not spec.get("ExcludeLowercase"):
-        alphabet += string.ascii_lowercase
-    if not spec.get("ExcludeUppercase"):
-        alphabet += string.ascii_uppercase
-    if not spec.get("ExcludeNumbers"):
-        alphabet += string.digits
-    if not spec.get("ExcludePunctuation"):
-        alphabet += "!#$%&()*+,-.:;<=>?@[]^_{|}~"
-    if spec.get("IncludeSpace"):
-        alphabet += " "
-    alphabet = "".join(c for c in alphabet if c not in str(spec.get("ExcludeCharacters", "")))
-    value = "".join(secrets.choice(alphabet) for _ in range(length))
+def generate_secret(secretsmanager: Any, spec: dict[str, Any]) -> str:
+    """A value as GenerateSecretString describes it: Secrets Manager's GetRandomPassword (moto's), optionally
+    inside the JSON template."""
+    options = ("PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation", "ExcludeUppercase",
+               "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType")
+    kwargs = {key: (int(spec[key]) if key == "PasswordLength" else
+                    spec[key] if key == "ExcludeCharacters" else _truthy(spec[key]))
+              for key in options if key in spec}
+    value = secretsmanager.get_random_password(**kwargs)["RandomPassword"]
     if "GenerateStringKey" in spec:
         template = json.loads(spec.get("SecretStringTemplate") or "{}")
         template[spec["GenerateStringKey"]] = value
         return json.dumps(template)
-    return value
+    return str(value)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
 
 
 def _attr(value: Any) -> str:

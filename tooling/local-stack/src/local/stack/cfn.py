@@ -1,9 +1,11 @@
-"""CloudFormation YAML and intrinsic functions, evaluated against local values.
+"""CloudFormation's intrinsic functions, evaluated against local values.
 
-Written by hand: cfn-lint's decoder reads the short tags but evaluates nothing, and SAM's translator
-needs the real AWS to resolve what it creates. What the local stack needs is small: the tags, Ref, Fn::Sub,
-Fn::GetAtt, Fn::If and the condition functions, Fn::Join/Select/Split/FindInMap/Base64/ToJsonString, and the
-pseudo parameters. Anything else raises `Unsupported` naming the construct and where it is.
+Hand-written because no library serves: samtranslator leaves intrinsics for CloudFormation to resolve, and
+the values they resolve to (moto's queue URLs, the stand-ins' URLs, generated secrets' ARNs) exist only in the
+running local stack. What it needs is small: Ref, Fn::Sub, Fn::GetAtt, Fn::If and the condition functions,
+Fn::Join/Select/Split/FindInMap/Base64/ToJsonString/Length/GetAZs, and the pseudo parameters. Anything else
+raises `Unsupported` naming the construct and where it is. (YAML, short tags included, is read by
+samtranslator's yaml_helper.)
 """
 
 from __future__ import annotations
@@ -13,50 +15,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 ACCOUNT_ID = "123456789012"  # moto's default account: ARNs built here and by moto agree
 NO_VALUE = object()  # AWS::NoValue: the key or list item disappears
 
-_SHORT_TAGS = ("Ref", "Condition", "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or", "Join", "Select",
-               "Split", "FindInMap", "ImportValue", "Base64", "Cidr", "GetAZs", "Transform", "ToJsonString",
-               "Length")
-
 
 class Unsupported(Exception):
     """A construct the local stack cannot evaluate; the message says what and where."""
-
-
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short tags (!Ref X -> {"Ref": "X"}, !Sub s -> {"Fn::Sub": s})."""
-
-
-def _construct(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        value: Any
-        if isinstance(node, yaml.ScalarNode):
-            value = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        return {"Ref" if tag == "Ref" else "Condition" if tag == "Condition" else f"Fn::{tag}": value}
-
-    return construct
-
-
-for _tag in _SHORT_TAGS:
-    CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
-
-
-def load_yaml(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def intrinsic(value: Any) -> tuple[str, Any] | None:

@@ -10,6 +10,9 @@ next invocation is a cold start again, as on Lambda.
 Stopping a runner ends every worker within about a second: idle ones exit when their input closes, busy ones
 are sent SIGTERM (then SIGKILL if they are still there after a short grace), and their invocations fail with
 Runtime.ExitError. Workers ignore SIGINT, so Ctrl-C reaches only the stack's process, which stops them.
+
+Hand-written because no library serves without Docker: `sam local` and moto's Lambda run functions in Lambda's
+container images.
 """
 
 from __future__ import annotations

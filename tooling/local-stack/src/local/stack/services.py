@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .project import project_root
+
 WIRING_FILE = Path(__file__).with_name("wiring.toml")
-PROJECT_ROOT = Path(__file__).resolve().parents[5]  # the repository: globs in wiring.toml are relative to it
 SALESFORCE_SECRET_NAME = "local/salesforce/integration"  # noqa: S105 - a secret's name, not its value
 
 
@@ -178,11 +179,15 @@ class Services:
         return re.sub(r"\{([a-z0-9_]+)\.([a-z0-9_]+)\}", replace, text)
 
 
-def salesforce_schema_files(path: Path = WIRING_FILE) -> list[Path]:
-    """The emulator's schema extensions named by wiring.toml's [salesforce] schema_files globs."""
+def salesforce_schema_files(path: Path = WIRING_FILE, root: Path | None = None) -> list[Path]:
+    """The emulator's schema extensions named by wiring.toml's [salesforce] schema_files globs, relative to the
+    project's folder (`root`, default: the nearest folder with a template.yaml, see project.py)."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     globs = (data.get("salesforce") or {}).get("schema_files") or []
-    return sorted({p for pattern in globs for p in PROJECT_ROOT.glob(pattern) if p.is_file()})
+    if not globs:
+        return []
+    base = root if root is not None else project_root()
+    return sorted({p for pattern in globs for p in base.glob(pattern) if p.is_file()})
 
 
 def load_wiring(path: Path = WIRING_FILE, extra: Path | None = None) -> dict[str, dict[str, str]]:

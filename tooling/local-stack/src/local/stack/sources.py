@@ -10,6 +10,9 @@ each function target has a tap queue (see aws.py) that is polled here; the event
 asynchronously, as EventBridge invokes Lambda: retried MaximumRetryAttempts times (EventInvokeConfig,
 default 2) after a failure, then sent to the function's DeadLetterQueue or OnFailure destination if it has
 one. Schedules are fired on demand (`fire`), with the same asynchronous semantics.
+
+Hand-written because no library serves: moto records event source mappings but invokes nothing without Docker,
+and SAM CLI's `sam local` has no event sources at all.
 """
 
 from __future__ import annotations

@@ -24,19 +24,23 @@ from typing import Any
 from .apigw import ApiGateway, Reply, sign_headers
 from .aws import MotoServer, Provisioner
 from .cfn import ACCOUNT_ID
+from .project import find_template
 from .runtime import FunctionRunner, FunctionSpec, InvocationResult, LogSink, default_sink
-from .services import SALESFORCE_SECRET_NAME, Services, load_wiring
+from .services import SALESFORCE_SECRET_NAME, Services, load_wiring, salesforce_schema_files
 from .sources import Activity, AsyncInvoker, Delivery, SqsPoller, TapPoller, schedule_event
-from .template import DEFAULT_TEMPLATE, REGION, STACK_NAME, Function, StackModel, read_template
+from .template import REGION, STACK_NAME, Function, StackModel, declared_parameters, read_template
 
 
 class LocalStack:
-    def __init__(self, template: Path | str = DEFAULT_TEMPLATE, *, host: str = "127.0.0.1", port: int = 0,
+    """`template`: the project's template.yaml (default: the nearest one from the current directory up)."""
+
+    def __init__(self, template: Path | str | None = None, *, host: str = "127.0.0.1", port: int = 0,
                  env_file: Path | str | None = None, parameters: dict[str, str] | None = None,
                  log_sink: LogSink | None = None, start_api: bool = True, start_sources: bool = True,
                  retry_delays: tuple[float, ...] = (1.0, 2.0), api_key: str | None = None,
                  salesforce_state_dir: Path | None = None):
-        self.template = Path(template)
+        self.template = find_template(template)
+        self.project_root = self.template.parent
         self.host, self.port = host, port
         self.env_file = Path(env_file) if env_file else None
         self.parameter_overrides = dict(parameters or {})
@@ -44,7 +48,7 @@ class LocalStack:
         self.start_api, self.start_sources = start_api, start_sources
         self.retry_delays = retry_delays
         self._api_key = api_key
-        self.services = Services(salesforce_state_dir)
+        self.services = Services(salesforce_state_dir, schema_files=salesforce_schema_files(root=self.project_root))
         self.moto = MotoServer(host)
         self.model: StackModel | None = None
         self.provisioner: Provisioner | None = None
@@ -85,7 +89,7 @@ class LocalStack:
                 values["signing_secret_arn"] = self.moto.create_secret(
                     f"local/{name}/signing-key", json.dumps({"current": values["signing_key"]}))
 
-        declared = read_template(self.template).parameters
+        declared = declared_parameters(self.template)
         parameters: dict[str, str] = {}
         for name, value in {**wiring["parameters"], **env_params, **self.parameter_overrides}.items():
             if name not in declared:
@@ -97,7 +101,8 @@ class LocalStack:
         self.model = model = read_template(self.template, parameters, self.moto.endpoint)
         self.problems += model.problems
         for name in model.missing_parameters():
-            self.problems.append(f"parameter {name} has no default and no local value (local/stack/wiring.toml)")
+            self.problems.append(f"parameter {name} has no default and no local value (add it to the "
+                                 "local stack's wiring.toml, or give --parameter-overrides)")
         self.provisioner = Provisioner(model, self.moto)
         self.provisioner.create_all()
 

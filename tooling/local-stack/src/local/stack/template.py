@@ -1,68 +1,77 @@
-"""template.yaml as the local stack sees it: functions, their events, and the resources they use.
+"""template.yaml as the local stack sees it: SAM's own translation to CloudFormation, then what it wires.
 
-`read_template()` parses the SAM template (Globals merged, the way SAM merges them) into a `StackModel`.
+`read_template()` translates the SAM template offline with samtranslator, the library behind `sam deploy`
+and `sam validate` (Globals merged, implicit APIs, events, layers, roles and permissions expanded into plain
+CloudFormation), and reads the translated resources into a `StackModel`: functions (AWS::Lambda::Function),
+SQS event source mappings (AWS::Lambda::EventSourceMapping), EventBridge rules and their targets
+(AWS::Events::Rule, scheduled ones included), EventBridge Scheduler schedules (AWS::Scheduler::Schedule),
+asynchronous invoke configs (AWS::Lambda::EventInvokeConfig) and REST APIs (AWS::ApiGateway::RestApi, whose
+OpenAPI Body apigw.py serves). No AWS call is made: code locations become placeholders that point back at the
+local folders, and managed policies are not looked up (IAM is not emulated).
+
 Values that depend on the running stack (queue URLs, secret ARNs, parameter values such as the ERP's URL)
-are evaluated on demand against `LocalValues`, which the stack fills in as it creates things; offline (no
-stack running) they are predicted from the same naming rules, which is what the reader's tests check.
+are evaluated on demand against `LocalValues` (cfn.py evaluates the intrinsics), which the stack fills in as
+it creates things; offline (no stack running) they are predicted from the same naming rules, which is what
+the reader's tests check.
 
-Everything the template declares is either wired (functions, APIs, queues, tables, buses, rules,
-schedules, secrets), deliberately not needed locally (log groups, alarms, IAM: listed in NOT_EMULATED), or
-reported in `StackModel.problems` with its logical id: nothing is ignored silently.
+Everything the translated template declares is either wired, deliberately not needed locally (log groups,
+alarms, IAM: listed in NOT_EMULATED), or reported in `StackModel.problems` with its logical id: nothing is
+ignored silently.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
-import re
+import json
+import logging
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cfn import ACCOUNT_ID, Evaluator, Unsupported, intrinsic, load_yaml, referenced_logical_id
+from .cfn import ACCOUNT_ID, Evaluator, Unsupported, referenced_logical_id
+from .project import find_template
 
-ROOT = Path(__file__).resolve().parents[5]
-DEFAULT_TEMPLATE = ROOT / "template.yaml"
 STACK_NAME = "salesforce-integration"  # samconfig's default stack: names in sample events match local ones
 REGION = "eu-west-1"
-IMPLICIT_API = "ServerlessRestApi"
+IMPLICIT_API = "ServerlessRestApi"  # SAM's logical id of the API that Api events without RestApiId share
+LOCAL_CODE_BUCKET = "local-code"  # CodeUri/ContentUri become s3://local-code/<folder> for the translation
 
 # Resource types the stack creates in moto or emulates itself.
 WIRED = {
-    "AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::Serverless::LayerVersion",
-    "AWS::Lambda::LayerVersion", "AWS::Lambda::EventSourceMapping", "AWS::Lambda::EventInvokeConfig",
-    "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable", "AWS::Events::EventBus",
-    "AWS::Events::Rule", "AWS::SecretsManager::Secret", "AWS::Scheduler::Schedule",
-    "AWS::Scheduler::ScheduleGroup", "AWS::SNS::Topic", "AWS::SSM::Parameter", "AWS::S3::Bucket",
+    "AWS::Lambda::Function", "AWS::Lambda::LayerVersion", "AWS::Lambda::EventSourceMapping",
+    "AWS::Lambda::EventInvokeConfig", "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Events::EventBus",
+    "AWS::Events::Rule", "AWS::SecretsManager::Secret", "AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup",
+    "AWS::SNS::Topic", "AWS::SSM::Parameter", "AWS::S3::Bucket", "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Stage", "AWS::ApiGateway::Deployment",
 }
-# Resource types with no local effect: what they do (permissions, retention, alarms) is not emulated.
+# Resource types with no local effect: what they do (permissions, retention, alarms, quotas) is not emulated.
 NOT_EMULATED = {
     "AWS::Logs::LogGroup", "AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm",
     "AWS::CloudWatch::Dashboard", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
     "AWS::Lambda::Permission", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::SNS::Subscription",
-    "AWS::Events::EventBusPolicy", "AWS::KMS::Key", "AWS::KMS::Alias", "AWS::ApiGateway::GatewayResponse",
-    "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey",
-    "AWS::ApiGateway::Account", "AWS::SecretsManager::RotationSchedule", "AWS::Lambda::Version",
-    "AWS::Lambda::Alias", "AWS::Serverless::Application",
+    "AWS::Events::EventBusPolicy", "AWS::KMS::Key", "AWS::KMS::Alias", "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey", "AWS::ApiGateway::Account",
+    "AWS::SecretsManager::RotationSchedule", "AWS::Lambda::Version", "AWS::Lambda::Alias",
 }
+# Who may invoke a function (AWS::Lambda::Permission's principal) and is emulated: API Gateway and EventBridge.
+INVOKERS = {"apigateway.amazonaws.com", "events.amazonaws.com", "scheduler.amazonaws.com"}
+
+
+class TemplateInvalid(ValueError):
+    """SAM refused the template (the message lists SAM's own errors, as `sam validate` prints them)."""
 
 
 # -- the model ----------------------------------------------------------------------------------------------
 
 
 @dataclass
-class ApiEvent:
-    name: str
-    path: str
-    method: str  # upper case, or ANY
-    api: str  # logical id of the AWS::Serverless::Api, or ServerlessRestApi
-    auth: dict[str, Any]
-    timeout_ms: int = 29_000
-
-
-@dataclass
 class SqsEvent:
-    name: str
+    """An SQS event source mapping (SAM's SQS event, or an AWS::Lambda::EventSourceMapping of the template)."""
+
+    name: str  # the mapping's logical id (SAM's: <Function><Event>)
     queue: str  # logical id
     batch_size: int = 10
     report_batch_item_failures: bool = False
@@ -72,10 +81,10 @@ class SqsEvent:
 
 @dataclass
 class RuleEvent:
-    """An EventBridge rule whose target is the function (SAM EventBridgeRule/CloudWatchEvent, or AWS::Events::Rule)."""
+    """A target of an EventBridge rule that is a function (SAM's EventBridgeRule/CloudWatchEvent events)."""
 
-    name: str
-    rule: str  # logical id of the rule (SAM's generated one for events: <Function><Event>)
+    name: str  # the target's Id
+    rule: str  # logical id of the rule (SAM's: <Function><Event>)
     bus: str  # physical bus name ("default" or the bus's name)
     pattern: dict[str, Any]
     input: str | None = None
@@ -86,14 +95,14 @@ class RuleEvent:
 
 @dataclass
 class ScheduleEvent:
-    """A schedule that invokes the function: SAM Schedule/ScheduleV2, AWS::Scheduler::Schedule, or a rule's."""
+    """A schedule that invokes the function: a scheduled rule (SAM Schedule) or an EventBridge Scheduler
+    schedule (SAM ScheduleV2, AWS::Scheduler::Schedule)."""
 
-    name: str  # the logical id to fire it by: <Function><Event> for SAM events, the resource's own otherwise
+    name: str  # the logical id to fire it by (SAM's: <Function><Event>)
     kind: str  # "rule" (an EventBridge scheduled rule) or "scheduler" (EventBridge Scheduler)
     expression: str
     input: str | None = None
     enabled: bool = True
-    maximum_retry_attempts: int | None = None
 
 
 @dataclass
@@ -107,12 +116,11 @@ class Function:
     memory: int
     layers: list[Path]
     environment: dict[str, Any]  # raw: evaluate with StackModel.environment()
-    api_events: list[ApiEvent] = field(default_factory=list)
     sqs_events: list[SqsEvent] = field(default_factory=list)
     rule_events: list[RuleEvent] = field(default_factory=list)
     schedules: list[ScheduleEvent] = field(default_factory=list)
     maximum_retry_attempts: int = 2  # asynchronous invocations (EventBridge, schedules)
-    on_failure: Any = None  # raw ARN value: the DeadLetterQueue or the OnFailure destination (SQS)
+    on_failure: Any = None  # raw ARN value: the DeadLetterConfig target or the OnFailure destination (SQS)
     on_failure_kind: str = ""  # "dlq" (the event, with error attributes) or "destination" (an invocation record)
     reserved_concurrency: int | None = None
     properties: dict[str, Any] = field(default_factory=dict)
@@ -126,9 +134,9 @@ class Function:
 class RestApi:
     logical_id: str
     stage: str
-    auth: dict[str, Any]
-    definition: dict[str, Any] | None  # DefinitionBody (OpenAPI/Swagger), raw
+    definition: dict[str, Any] | None  # the Body (OpenAPI/Swagger with API Gateway's extensions), raw
     properties: dict[str, Any] = field(default_factory=dict)
+    stage_variables: dict[str, str] = field(default_factory=dict)  # the stage's Variables
 
     @property
     def id(self) -> str:
@@ -153,71 +161,49 @@ class LocalValues:
         self.parameters: dict[str, Any] = dict(parameters or {})
         self.actual: dict[str, str] = {}  # logical id -> Ref value known only once created (secret ARNs)
 
-    def _generated(self, logical_id: str) -> tuple[str, str] | None:
-        """(name, ARN) of a resource SAM generates: <Function><Event> rules and <Function>Role roles."""
-        for fn in self.model.functions.values():
-            for event in fn.rule_events:
-                if event.rule == logical_id and logical_id not in self.model.resources:
-                    name = f"{STACK_NAME}-{logical_id}"
-                    prefix = "" if event.bus == "default" else f"{event.bus}/"
-                    return name, f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{prefix}{name}"
-            if logical_id == f"{fn.logical_id}Role":
-                name = f"{STACK_NAME}-{logical_id}"
-                return name, f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
-        return None
-
     def ref(self, logical_id: str) -> Any:
         m = self.model
-        if logical_id in m.functions:
-            return m.functions[logical_id].name
-        if logical_id in m.apis:
-            return m.apis[logical_id].id
-        generated = self._generated(logical_id)
-        if generated:
-            return generated[0]
-        res = m.resources[logical_id]
         if logical_id in self.actual:
             return self.actual[logical_id]
+        if logical_id in m.apis:
+            return m.apis[logical_id].id
+        res = m.resources[logical_id]
         t = res.type
         if t == "AWS::SQS::Queue":
             return f"{self.aws_endpoint}/{ACCOUNT_ID}/{res.name}"
-        if t in ("AWS::SecretsManager::Secret", "AWS::SNS::Topic", "AWS::Serverless::LayerVersion",
-                 "AWS::Lambda::LayerVersion"):
+        if t in ("AWS::SecretsManager::Secret", "AWS::SNS::Topic", "AWS::Lambda::LayerVersion", "AWS::IAM::Policy"):
             return self.getatt(logical_id, "Arn")
+        if t == "AWS::ApiGateway::Stage":
+            return str(self.model.evaluate(res.properties.get("StageName", res.name), logical_id))
         return res.name
 
     def getatt(self, logical_id: str, attribute: str) -> Any:
         m = self.model
-        if logical_id in m.functions:
-            if attribute == "Arn":
-                return m.functions[logical_id].arn
-            raise KeyError(attribute)
         if logical_id in m.apis:
             if attribute == "RootResourceId":
                 return "root"
             raise KeyError(attribute)
-        generated = self._generated(logical_id)
-        if generated and attribute == "Arn":
-            return generated[1]
         res = m.resources[logical_id]
         t, name = res.type, res.name
         service = {"AWS::SQS::Queue": "sqs", "AWS::SNS::Topic": "sns"}.get(t)
         if service and attribute in ("Arn", "TopicArn"):
             return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{name}"
+        if t == "AWS::Lambda::Function" and attribute == "Arn":
+            return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
         if t == "AWS::SQS::Queue":
             return {"QueueName": name, "QueueUrl": self.ref(logical_id)}[attribute]
-        if t in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
+        if t == "AWS::DynamoDB::Table":
             arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
             return {"Arn": arn, "StreamArn": f"{arn}/stream/local"}[attribute]
         if t == "AWS::Events::EventBus":
             return {"Arn": f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{name}", "Name": name}[attribute]
         if t == "AWS::Events::Rule" and attribute == "Arn":
-            bus = res.properties.get("EventBusName", "default")
-            prefix = "" if bus == "default" or not isinstance(bus, str) else f"{bus}/"
+            bus = m.bus_name(res.properties.get("EventBusName", "default"), logical_id)
+            prefix = "" if bus == "default" else f"{bus}/"
             return f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{prefix}{name}"
         if t == "AWS::SecretsManager::Secret" and attribute in ("Arn", "Id"):
             return self.actual.get(logical_id, f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-local0")
-        if t in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+        if t == "AWS::Lambda::LayerVersion":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
         if t == "AWS::Scheduler::Schedule" and attribute == "Arn":
             return f"arn:aws:scheduler:{REGION}:{ACCOUNT_ID}:schedule/default/{name}"
@@ -225,6 +211,8 @@ class LocalValues:
             return {"Value": res.properties.get("Value"), "Type": res.properties.get("Type", "String")}[attribute]
         if t == "AWS::S3::Bucket" and attribute == "Arn":
             return f"arn:aws:s3:::{name}"
+        if t == "AWS::IAM::Role" and attribute == "Arn":
+            return f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
         if t == "AWS::Logs::LogGroup" and attribute == "Arn":
             return f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         if attribute == "Arn":
@@ -245,13 +233,13 @@ class LocalValues:
 
 
 class StackModel:
-    """The parsed template; see the module docstring."""
+    """The translated template; see the module docstring."""
 
-    def __init__(self, path: Path = DEFAULT_TEMPLATE, parameters: dict[str, str] | None = None,
+    def __init__(self, path: Path, parameters: dict[str, str] | None = None,
                  aws_endpoint: str = "http://127.0.0.1:5000"):
         self.path = Path(path).resolve()
         self.base_dir = self.path.parent
-        self.doc: dict[str, Any] = load_yaml(self.path) or {}
+        self.doc: dict[str, Any] = translate(self.path, parameters)
         self.parameters: dict[str, dict[str, Any]] = self.doc.get("Parameters") or {}
         self.conditions: dict[str, Any] = self.doc.get("Conditions") or {}
         self.mappings: dict[str, Any] = self.doc.get("Mappings") or {}
@@ -301,15 +289,23 @@ class StackModel:
             for res in self.of_type("AWS::SQS::Queue"):
                 if value.endswith(f":{res.name}") or value.endswith(f"/{res.name}"):
                     return res.logical_id
-        self.problem(f"{where}: the queue {value!r} is not declared in the template, so it is not wired locally")
+        self.problem(f"{where}: the source {value!r} is not a queue declared in the template, so it is not wired "
+                     "locally")
         return None
 
-    # -- parsing ---------------------------------------------------------------------------------------------
+    def bus_name(self, value: Any, where: str) -> str:
+        """The physical name of the bus an EventBusName (a name, an ARN or a reference) means."""
+        logical = referenced_logical_id(value)
+        if logical and logical in self.resources:
+            return self.resources[logical].name
+        value = self.try_evaluate(value, where, "default")
+        text = str(value or "default")
+        return text.split(":event-bus/", 1)[1] if text.startswith("arn:") and ":event-bus/" in text else text
+
+    # -- reading the translated template ---------------------------------------------------------------------
 
     def _parse(self) -> None:
-        raw = self.doc.get("Resources") or {}
-        globals_ = self.doc.get("Globals") or {}
-        for logical_id, res in raw.items():
+        for logical_id, res in (self.doc.get("Resources") or {}).items():
             rtype = res.get("Type", "")
             if "Condition" in res:
                 try:
@@ -318,38 +314,28 @@ class StackModel:
                 except Unsupported as exc:
                     self.problem(f"{logical_id}: {exc}")
             props = res.get("Properties") or {}
-            self.resources[logical_id] = Resource(logical_id, rtype, props, self._physical_name(logical_id, rtype,
-                                                                                                 props))
+            self.resources[logical_id] = Resource(logical_id, rtype, props,
+                                                  self._physical_name(logical_id, rtype, props))
             if rtype not in WIRED and rtype not in NOT_EMULATED:
                 self.problem(f"{logical_id}: resource type {rtype} is not emulated by the local stack")
-        self._implicit_api_auth = copy.deepcopy((globals_.get("Api") or {}).get("Auth") or {})
-        for logical_id, res in self.resources.items():
-            if res.type == "AWS::Serverless::Api":
-                self.apis[logical_id] = self._api(logical_id, _merge(globals_.get("Api") or {}, res.properties))
-        for logical_id, res in self.resources.items():
-            if res.type == "AWS::Serverless::Function":
-                self.functions[logical_id] = self._function(logical_id, _merge(globals_.get("Function") or {},
-                                                                               res.properties))
-        for logical_id, res in self.resources.items():
-            if res.type == "AWS::Lambda::EventSourceMapping":
-                self._event_source_mapping(logical_id, res.properties)
-            elif res.type == "AWS::Events::Rule":
-                self._rule(logical_id, res.properties)
-            elif res.type == "AWS::Scheduler::Schedule":
-                self._scheduler(logical_id, res.properties)
-            elif res.type == "AWS::Lambda::EventInvokeConfig":
-                self._invoke_config(logical_id, res.properties)
-        if any(e.api == IMPLICIT_API for f in self.functions.values() for e in f.api_events):
-            self.apis[IMPLICIT_API] = self._api(IMPLICIT_API, _merge(globals_.get("Api") or {}, {"StageName": "Prod"}))
+        for res in self.of_type("AWS::Lambda::Function"):
+            self.functions[res.logical_id] = self._function(res)
+        for res in self.of_type("AWS::ApiGateway::RestApi"):
+            self.apis[res.logical_id] = self._api(res)
+        readers = {"AWS::Lambda::EventSourceMapping": self._event_source_mapping, "AWS::Events::Rule": self._rule,
+                   "AWS::Scheduler::Schedule": self._scheduler, "AWS::Lambda::EventInvokeConfig": self._invoke_config,
+                   "AWS::Lambda::Permission": self._permission}
+        for res in self.resources.values():
+            if res.type in readers:
+                readers[res.type](res.logical_id, res.properties)
 
     def _physical_name(self, logical_id: str, rtype: str, props: dict[str, Any]) -> str:
-        key = {"AWS::SQS::Queue": "QueueName", "AWS::DynamoDB::Table": "TableName",
-               "AWS::Serverless::SimpleTable": "TableName", "AWS::Events::EventBus": "Name",
+        key = {"AWS::SQS::Queue": "QueueName", "AWS::DynamoDB::Table": "TableName", "AWS::Events::EventBus": "Name",
                "AWS::Events::Rule": "Name", "AWS::SecretsManager::Secret": "Name", "AWS::SNS::Topic": "TopicName",
-               "AWS::Serverless::Function": "FunctionName", "AWS::Scheduler::Schedule": "Name",
+               "AWS::Lambda::Function": "FunctionName", "AWS::Scheduler::Schedule": "Name",
                "AWS::SSM::Parameter": "Name", "AWS::S3::Bucket": "BucketName", "AWS::Logs::LogGroup": "LogGroupName",
-               "AWS::Serverless::LayerVersion": "LayerName", "AWS::Lambda::LayerVersion": "LayerName",
-               "AWS::Scheduler::ScheduleGroup": "Name"}.get(rtype)
+               "AWS::Lambda::LayerVersion": "LayerName", "AWS::Scheduler::ScheduleGroup": "Name",
+               "AWS::IAM::Role": "RoleName", "AWS::ApiGateway::Stage": "StageName"}.get(rtype)
         if key and key in props:
             try:
                 value = self.evaluate(props[key], f"{logical_id}.{key}")
@@ -364,134 +350,59 @@ class StackModel:
             name = name.lower()
         return name
 
-    def _api(self, logical_id: str, props: dict[str, Any]) -> RestApi:
-        stage = self.try_evaluate(props.get("StageName", "Prod"), f"{logical_id}.StageName", "Prod")
-        definition = props.get("DefinitionBody")
-        if definition is not None and intrinsic(definition) and intrinsic(definition)[0] == "Fn::Transform":
-            definition = self._include(logical_id, intrinsic(definition)[1])
-        if definition is None and "DefinitionUri" in props:
-            uri = props["DefinitionUri"]
-            if isinstance(uri, str) and (self.base_dir / uri).is_file():
-                definition = load_yaml(self.base_dir / uri)
-            else:
-                self.problem(f"{logical_id}: DefinitionUri {uri!r} is not a local file; its routes are not wired")
-        auth = props.get("Auth") or {}
-        for key in ("Authorizers", "ResourcePolicy", "UsagePlan"):
-            if key == "Authorizers" and auth.get(key):
-                names = [n for n in auth[key] if n != "AWS_IAM"]
-                if names:
-                    self.problem(f"{logical_id}: Lambda/Cognito authorizers {names} are not enforced locally")
-            if key == "ResourcePolicy" and auth.get(key):
-                self.problem(f"{logical_id}: the API's resource policy is not enforced locally")
-        return RestApi(logical_id, str(stage), auth, definition, props)
-
-    def _include(self, logical_id: str, transform: Any) -> dict[str, Any] | None:
-        params = transform.get("Parameters", {}) if isinstance(transform, dict) else {}
-        location = params.get("Location")
-        local = isinstance(location, str) and (self.base_dir / location).is_file()
-        if transform.get("Name") == "AWS::Include" and local:
-            return load_yaml(self.base_dir / location)
-        self.problem(f"{logical_id}: DefinitionBody transform {transform!r} is not a local AWS::Include; not wired")
-        return None
-
-    def _function(self, logical_id: str, props: dict[str, Any]) -> Function:
-        where = logical_id
-        code_uri = props.get("CodeUri")
-        if not isinstance(code_uri, str):
-            self.problem(f"{where}: CodeUri {code_uri!r} is not a local folder; the function cannot run locally")
-            code_uri = "."
-        if props.get("PackageType") == "Image" or props.get("InlineCode"):
-            self.problem(f"{where}: image and inline-code functions are not supported locally")
+    def _function(self, res: Resource) -> Function:
+        where, props = res.logical_id, res.properties
+        code_uri = _local_folder(props.get("Code"))
+        if code_uri is None:
+            self.problem(f"{where}: its code is not a local folder (CodeUri); the function cannot run locally")
+        if props.get("PackageType") == "Image":
+            self.problem(f"{where}: image functions are not supported locally")
         runtime = str(props.get("Runtime", ""))
         if runtime and not runtime.startswith("python"):
             self.problem(f"{where}: runtime {runtime} is not Python; the local stack runs Python functions only")
         layers = []
         for i, layer in enumerate(props.get("Layers") or []):
-            target = referenced_logical_id(layer)
-            res = self.resources.get(target or "")
-            uri = res.properties.get("ContentUri", res.properties.get("Content")) if res else None
-            if isinstance(uri, str):
-                layers.append((self.base_dir / uri).resolve())
+            target = self.resources.get(referenced_logical_id(layer) or "")
+            folder = _local_folder(target.properties.get("Content")) if target else None
+            if folder is not None:
+                layers.append((self.base_dir / folder).resolve())
             else:
                 self.problem(f"{where}.Layers[{i}]: {layer!r} is not a layer built from a local folder; not loaded")
-        env = ((props.get("Environment") or {}).get("Variables")) or {}
         fn = Function(
-            logical_id=logical_id, name=self.resources[logical_id].name, code_uri=(self.base_dir / code_uri).resolve(),
+            logical_id=where, name=res.name, code_uri=(self.base_dir / (code_uri or ".")).resolve(),
             handler=str(props.get("Handler", "")), runtime=runtime,
             timeout=int(self.try_evaluate(props.get("Timeout", 3), f"{where}.Timeout", 3)),
             memory=int(self.try_evaluate(props.get("MemorySize", 128), f"{where}.MemorySize", 128)),
-            layers=layers, environment=env, properties=props,
+            layers=layers, environment=((props.get("Environment") or {}).get("Variables")) or {}, properties=props,
         )
         rc = props.get("ReservedConcurrentExecutions")
         fn.reserved_concurrency = int(self.try_evaluate(rc, where, 0)) if rc is not None else None
-        dlq = props.get("DeadLetterQueue")
-        if dlq:
-            if dlq.get("Type") == "SQS":
-                fn.on_failure, fn.on_failure_kind = dlq.get("TargetArn"), "dlq"
+        dlq = (props.get("DeadLetterConfig") or {}).get("TargetArn")
+        if dlq is not None:
+            if self._is_queue(dlq, where):
+                fn.on_failure, fn.on_failure_kind = dlq, "dlq"
             else:
-                self.problem(f"{where}.DeadLetterQueue: only SQS dead-letter queues are wired locally")
-        invoke_config = props.get("EventInvokeConfig") or {}
-        self._apply_invoke_config(fn, invoke_config, f"{where}.EventInvokeConfig")
-        for event_name, event in (props.get("Events") or {}).items():
-            self._event(fn, event_name, event.get("Type", ""), event.get("Properties") or {})
+                self.problem(f"{where}.DeadLetterConfig: only SQS dead-letter queues are wired locally")
         return fn
 
-    def _apply_invoke_config(self, fn: Function, config: dict[str, Any], where: str) -> None:
-        if "MaximumRetryAttempts" in config:
-            fn.maximum_retry_attempts = int(self.try_evaluate(config["MaximumRetryAttempts"], where, 2))
-        on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure")) or {}
-        if on_failure:
-            if on_failure.get("Type", "SQS") == "SQS" or ":sqs:" in str(on_failure.get("Destination")):
-                fn.on_failure, fn.on_failure_kind = on_failure.get("Destination"), "destination"
-            else:
-                self.problem(f"{where}.DestinationConfig.OnFailure: only SQS destinations are wired locally")
-
-    def _event(self, fn: Function, name: str, etype: str, p: dict[str, Any]) -> None:
-        where = f"{fn.logical_id}.Events.{name}"
-        if etype == "Api":
-            api = referenced_logical_id(p.get("RestApiId")) if "RestApiId" in p else IMPLICIT_API
-            if api != IMPLICIT_API and api not in self.apis:
-                self.problem(f"{where}: RestApiId {p.get('RestApiId')!r} is not an AWS::Serverless::Api here")
-                return
-            method = str(p.get("Method", "any")).upper()
-            fn.api_events.append(ApiEvent(name, str(self.try_evaluate(p.get("Path"), where, "/")),
-                                          "ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
-                                          str(api), p.get("Auth") or {},
-                                          int(self.try_evaluate(p.get("TimeoutInMillis", 29_000), where, 29_000))))
-        elif etype == "SQS":
-            queue = self.queue_logical_id(p.get("Queue"), where)
-            if queue:
-                fn.sqs_events.append(SqsEvent(
-                    name, queue, int(self.try_evaluate(p.get("BatchSize", 10), where, 10)),
-                    "ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
-                    _truthy(self.try_evaluate(p.get("Enabled", True), where, True)),
-                    int(self.try_evaluate((p.get("ScalingConfig") or {}).get("MaximumConcurrency"), where) or 2)))
-        elif etype in ("EventBridgeRule", "CloudWatchEvent"):
-            bus = self._bus_name(p.get("EventBusName", "default"), where)
-            if p.get("DeadLetterConfig") or p.get("RetryPolicy"):
-                pass  # EventBridge's delivery retries: delivery to a local function never fails (docs)
-            fn.rule_events.append(RuleEvent(
-                name, f"{fn.logical_id}{name}", bus, p.get("Pattern") or {}, _json_text(p.get("Input")),
-                p.get("InputPath"), p.get("InputTransformer"),
-                str(p.get("State", "ENABLED")).upper() == "ENABLED" and _truthy(p.get("Enabled", True))))
-        elif etype in ("Schedule", "ScheduleV2"):
-            expression = p.get("Schedule") if etype == "Schedule" else p.get("ScheduleExpression")
-            retry = (p.get("RetryPolicy") or {}).get("MaximumRetryAttempts")
-            enabled = _truthy(p.get("Enabled", True)) and str(p.get("State", "ENABLED")).upper() == "ENABLED"
-            fn.schedules.append(ScheduleEvent(
-                f"{fn.logical_id}{name}", "rule" if etype == "Schedule" else "scheduler",
-                str(self.try_evaluate(expression, where, "")), _json_text(self.try_evaluate(p.get("Input"), where)),
-                enabled, int(retry) if retry is not None else None))
-        else:
-            self.problem(f"{where}: event type {etype} is not emulated by the local stack (invoke it directly)")
-
-    def _bus_name(self, value: Any, where: str) -> str:
+    def _is_queue(self, value: Any, where: str) -> bool:
         logical = referenced_logical_id(value)
-        if logical and logical in self.resources:
-            return self.resources[logical].name
-        if isinstance(value, str):
-            return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
-        return str(self.try_evaluate(value, where, "default"))
+        if logical in self.resources:
+            return self.resources[logical].type == "AWS::SQS::Queue"
+        return ":sqs:" in str(self.try_evaluate(value, where, ""))
+
+    def _api(self, res: Resource) -> RestApi:
+        where, props = res.logical_id, res.properties
+        stages = [s for s in self.of_type("AWS::ApiGateway::Stage")
+                  if referenced_logical_id(s.properties.get("RestApiId")) == where]
+        body = props.get("Body")
+        if body is None:
+            self.problem(f"{where}: the API's definition is not in the template (BodyS3Location or no Body); "
+                         "its routes are not wired")
+        if not stages:
+            return RestApi(where, "Prod", body, props)
+        variables = self.try_evaluate(stages[0].properties.get("Variables") or {}, f"{stages[0].logical_id}", {})
+        return RestApi(where, stages[0].name, body, props, {k: str(v) for k, v in variables.items()})
 
     def _target_function(self, value: Any) -> Function | None:
         logical = referenced_logical_id(value)
@@ -505,31 +416,33 @@ class StackModel:
 
     def _event_source_mapping(self, logical_id: str, p: dict[str, Any]) -> None:
         fn = self._target_function(p.get("FunctionName"))
-        source = p.get("EventSourceArn")
         if fn is None:
             self.problem(f"{logical_id}: the event source mapping's function is not in the template; not wired")
             return
-        queue = self.queue_logical_id(source, logical_id)
+        queue = self.queue_logical_id(p.get("EventSourceArn"), logical_id)
         if queue:
-            fn.sqs_events.append(SqsEvent(logical_id, queue, int(p.get("BatchSize", 10)),
-                                          "ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
-                                          _truthy(p.get("Enabled", True))))
+            concurrency = (p.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            fn.sqs_events.append(SqsEvent(
+                logical_id, queue, int(self.try_evaluate(p.get("BatchSize", 10), logical_id, 10)),
+                "ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
+                _truthy(self.try_evaluate(p.get("Enabled", True), logical_id, True)),
+                int(self.try_evaluate(concurrency, logical_id) or 2)))
 
     def _rule(self, logical_id: str, p: dict[str, Any]) -> None:
-        res = self.resources[logical_id]
         enabled = str(p.get("State", "ENABLED")).upper() == "ENABLED"
         for target in p.get("Targets") or []:
             fn = self._target_function(target.get("Arn"))
             tid = str(target.get("Id", "target"))
+            text_input = _json_text(self.try_evaluate(target.get("Input"), logical_id))
             if fn is not None:
                 if "ScheduleExpression" in p:
-                    fn.schedules.append(ScheduleEvent(logical_id, "rule", str(p["ScheduleExpression"]),
-                                                      _json_text(target.get("Input")), enabled))
+                    expression = str(self.try_evaluate(p["ScheduleExpression"], logical_id, ""))
+                    fn.schedules.append(ScheduleEvent(logical_id, "rule", expression, text_input, enabled))
                 else:
-                    bus = self._bus_name(p.get("EventBusName", "default"), logical_id)
-                    fn.rule_events.append(RuleEvent(tid, logical_id, bus, p.get("EventPattern") or {},
-                                                    _json_text(target.get("Input")), target.get("InputPath"),
-                                                    target.get("InputTransformer"), enabled))
+                    fn.rule_events.append(RuleEvent(
+                        tid, logical_id, self.bus_name(p.get("EventBusName", "default"), logical_id),
+                        p.get("EventPattern") or {}, text_input, target.get("InputPath"),
+                        target.get("InputTransformer"), enabled))
                 continue
             queue = referenced_logical_id(target.get("Arn"))
             if queue in self.resources and self.resources[queue].type == "AWS::SQS::Queue":
@@ -537,7 +450,6 @@ class StackModel:
             else:
                 self.problem(f"{logical_id}: target {tid} is neither a function nor a queue of this template; "
                              "moto delivers only to queues, so it is not wired")
-        del res
 
     def _scheduler(self, logical_id: str, p: dict[str, Any]) -> None:
         target = p.get("Target") or {}
@@ -545,19 +457,33 @@ class StackModel:
         if fn is None:
             self.problem(f"{logical_id}: the schedule's target is not a function of this template; not wired")
             return
-        retry = (target.get("RetryPolicy") or {}).get("MaximumRetryAttempts")
-        fn.schedules.append(ScheduleEvent(logical_id, "scheduler", str(self.try_evaluate(p.get("ScheduleExpression"),
-                                                                                        logical_id, "")),
+        fn.schedules.append(ScheduleEvent(logical_id, "scheduler",
+                                          str(self.try_evaluate(p.get("ScheduleExpression"), logical_id, "")),
                                           _json_text(self.try_evaluate(target.get("Input"), logical_id)),
-                                          str(p.get("State", "ENABLED")).upper() == "ENABLED",
-                                          int(retry) if retry is not None else None))
+                                          str(p.get("State", "ENABLED")).upper() == "ENABLED"))
 
     def _invoke_config(self, logical_id: str, p: dict[str, Any]) -> None:
         fn = self._target_function(p.get("FunctionName"))
         if fn is None:
             self.problem(f"{logical_id}: EventInvokeConfig for a function not in the template; not wired")
             return
-        self._apply_invoke_config(fn, p, logical_id)
+        if "MaximumRetryAttempts" in p:
+            fn.maximum_retry_attempts = int(self.try_evaluate(p["MaximumRetryAttempts"], logical_id, 2))
+        destination = (((p.get("DestinationConfig") or {}).get("OnFailure")) or {}).get("Destination")
+        if destination is not None:
+            if self._is_queue(destination, logical_id):
+                fn.on_failure, fn.on_failure_kind = destination, "destination"
+            else:
+                self.problem(f"{logical_id}.DestinationConfig.OnFailure: only SQS destinations are wired locally")
+
+    def _permission(self, logical_id: str, p: dict[str, Any]) -> None:
+        """A permission names who invokes a function: one the local stack does not emulate is reported (S3
+        notifications, SNS subscriptions, IoT rules ...)."""
+        principal = str(self.try_evaluate(p.get("Principal"), logical_id, ""))
+        if principal not in INVOKERS:
+            target = referenced_logical_id(p.get("FunctionName")) or p.get("FunctionName")
+            self.problem(f"{logical_id}: invocations of {target} by {principal} are not emulated by the local "
+                         "stack (invoke it directly)")
 
     # -- queries -------------------------------------------------------------------------------------------------
 
@@ -575,26 +501,102 @@ class StackModel:
         return {s.name: (fn, s) for fn in self.functions.values() for s in fn.schedules}
 
 
-def read_template(path: Path | str = DEFAULT_TEMPLATE, parameters: dict[str, str] | None = None,
+def read_template(path: Path | str | None = None, parameters: dict[str, str] | None = None,
                   aws_endpoint: str = "http://127.0.0.1:5000") -> StackModel:
-    """The template's model; `parameters` are local values (conditions are decided with them)."""
-    return StackModel(Path(path), parameters, aws_endpoint)
+    """The template's model (the project's template.yaml if no path is given, see project.py); `parameters`
+    are local values (conditions are decided with them)."""
+    return StackModel(find_template(path), parameters, aws_endpoint)
 
 
-# -- helpers ------------------------------------------------------------------------------------------------------
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """The template's Parameters, read without translating it (to choose the local values first)."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    document = yaml_parse(Path(path).read_text(encoding="utf-8"))
+    return dict((document.get("Parameters") or {}) if isinstance(document, dict) else {})
 
 
-def _merge(globals_: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    """SAM's Globals merge: maps merge recursively (the resource wins), lists are concatenated, scalars replaced."""
-    out = copy.deepcopy(globals_)
-    for key, value in own.items():
-        if key in out and isinstance(out[key], dict) and isinstance(value, dict) and not intrinsic(value):
-            out[key] = _merge(out[key], value)
-        elif key in out and isinstance(out[key], list) and isinstance(value, list):
-            out[key] = out[key] + value
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+# -- the translation ------------------------------------------------------------------------------------------------
+
+
+def translate(path: Path, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """The CloudFormation that `sam deploy` would deploy for the template, translated offline (a copy)."""
+    stat = path.stat()
+    key = json.dumps(sorted((parameters or {}).items()))
+    return copy.deepcopy(_translate(str(path), stat.st_mtime_ns, stat.st_size, key))
+
+
+@functools.lru_cache(maxsize=8)
+def _translate(path: str, mtime_ns: int, size: int, parameters: str) -> dict[str, Any]:
+    import boto3
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+    from samtranslator.yaml_helper import yaml_parse
+
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle notices, one per API
+    base = Path(path).parent
+    document = yaml_parse(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise TemplateInvalid(f"{path} is not a template")
+    _point_code_at_local_folders(document)
+    _inline_local_definitions(document, base)
+    if "Transform" not in document:  # plain CloudFormation: nothing for SAM to do
+        return document
+    # A Session with the region only: SAM asks it for the region and partition, and never calls AWS with it.
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    try:
+        return translator.translate(document, parameter_values=dict(json.loads(parameters)),
+                                    get_managed_policy_map=dict)  # IAM is not emulated: no managed-policy lookup
+    except InvalidDocumentException as exc:
+        causes = "; ".join(str(getattr(cause, "message", cause)) for cause in exc.causes)
+        raise TemplateInvalid(f"{Path(path).name} is not a valid SAM template: {causes}") from None
+
+
+def _point_code_at_local_folders(document: dict[str, Any]) -> None:
+    """CodeUri/ContentUri folders (and CloudFormation Code/Content given as folders, which `sam package`
+    accepts) become s3://local-code/<folder>, as `sam validate` puts a placeholder there; the model reads the
+    folder back from the translated Code.S3Key."""
+    placeholder = f"s3://{LOCAL_CODE_BUCKET}/"
+    function_globals = (document.get("Globals") or {}).get("Function") or {}
+    if isinstance(function_globals.get("CodeUri"), str):
+        function_globals["CodeUri"] = placeholder + urllib.parse.quote(function_globals["CodeUri"])
+    for res in (document.get("Resources") or {}).values():
+        props = res.get("Properties") if isinstance(res, dict) else None
+        if not isinstance(props, dict):
+            continue
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = placeholder + urllib.parse.quote(props[key])
+        for key in ("Code", "Content"):
+            if isinstance(props.get(key), str) and res.get("Type", "").startswith("AWS::Lambda::"):
+                props[key] = {"S3Bucket": LOCAL_CODE_BUCKET, "S3Key": urllib.parse.quote(props[key])}
+
+
+def _inline_local_definitions(document: dict[str, Any], base: Path) -> None:
+    """An API's DefinitionUri or AWS::Include file that is local is read in place (what `sam package` uploads)."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    for res in (document.get("Resources") or {}).values():
+        props = res.get("Properties") if isinstance(res, dict) else None
+        if not isinstance(props, dict) or res.get("Type") != "AWS::Serverless::Api":
+            continue
+        uri = props.get("DefinitionUri")
+        if isinstance(uri, str) and (base / uri).is_file():
+            props["DefinitionBody"] = yaml_parse((base / uri).read_text(encoding="utf-8"))
+            del props["DefinitionUri"]
+        include = (props.get("DefinitionBody") or {}).get("Fn::Transform") \
+            if isinstance(props.get("DefinitionBody"), dict) else None
+        location = ((include or {}).get("Parameters") or {}).get("Location")
+        if (include or {}).get("Name") == "AWS::Include" and isinstance(location, str) and (base / location).is_file():
+            props["DefinitionBody"] = yaml_parse((base / location).read_text(encoding="utf-8"))
+
+
+def _local_folder(code: Any) -> str | None:
+    """The local folder a translated Code/Content points at, or None when it is not local."""
+    if isinstance(code, dict) and code.get("S3Bucket") == LOCAL_CODE_BUCKET and isinstance(code.get("S3Key"), str):
+        return urllib.parse.unquote(code["S3Key"])
+    return None
 
 
 def _truthy(value: Any) -> bool:
@@ -602,12 +604,8 @@ def _truthy(value: Any) -> bool:
 
 
 def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if value is None or isinstance(value, str):
         return value
-    import json
-
     return json.dumps(value)
 
 
@@ -615,23 +613,5 @@ def _env_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        import json
-
         return json.dumps(value)
     return "" if value is None else str(value)
-
-
-def api_path_regex(path: str) -> re.Pattern[str]:
-    """/products/{sku}/availability -> a regex with named groups; {proxy+} matches the rest of the path."""
-    parts = []
-    for segment in path.strip("/").split("/"):
-        m = re.fullmatch(r"\{([A-Za-z0-9_.-]+?)(\+)?\}", segment)
-        if m:
-            parts.append(f"(?P<{_group(m.group(1))}>.+)" if m.group(2) else f"(?P<{_group(m.group(1))}>[^/]+)")
-        else:
-            parts.append(re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "/?$") if parts != [""] else re.compile("^/$")
-
-
-def _group(name: str) -> str:
-    return "p_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
