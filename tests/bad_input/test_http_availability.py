@@ -1,7 +1,7 @@
 """Pattern 1's API fuzzed from docs/api/availability-openapi.yaml: requests that follow the description
 (positive) and requests that break it (negative: wrong types, out-of-range numbers, bad patterns, missing and
 extra properties, bodies that are not JSON), each turned into the proxy event API Gateway would send, against
-the ERP stand-in over HTTP. Every answer: no 5xx, JSON, {code, message} for an error, no stack trace."""
+the ERP stand-in over HTTP. Every answer: no 5xx, JSON, {error, message} for an error, no stack trace."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_get_availability_fuzzed(availability, case: Any, known: str | None) -> 
     if status == 200:
         _check_availability(body, known)
     elif status == 400:
-        assert body["code"] in ("INVALID_SKU", "INVALID_QUANTITY", "INVALID_REQUEST"), body
+        assert body["error"] in ("INVALID_SKU", "INVALID_QUANTITY", "INVALID_REQUEST"), body
 
 
 @given(case=st.one_of(POST_MANY.as_strategy(GenerationMode.POSITIVE),
@@ -93,7 +93,7 @@ def test_post_availability_fuzzed(availability, case: Any) -> None:
         asked = {item["sku"] for item in case.body["items"]}
         assert {r["sku"] for r in body["results"]} | set(body["not_found"]) == asked, body  # every SKU answered
     else:
-        assert body["code"] in ("INVALID_SKU", "INVALID_QUANTITY", "INVALID_JSON", "INVALID_REQUEST"), body
+        assert body["error"] in ("INVALID_SKU", "INVALID_QUANTITY", "INVALID_JSON", "INVALID_REQUEST"), body
 
 
 @given(raw=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
@@ -128,11 +128,11 @@ def test_deeply_nested_body_is_a_400(availability) -> None:
     status, body = assert_clean_error(availability(proxy_event(
         "POST", "/availability", headers={"Content-Type": "application/json"}, body=deeply_nested(5_000).encode())))
     assert status == 400, body
-    assert body["code"] == "INVALID_JSON", body
+    assert body["error"] == "INVALID_JSON", body
 
 
 def test_binary_body_that_is_not_utf8_is_a_400(availability) -> None:
     status, body = assert_clean_error(availability(proxy_event(
         "POST", "/availability", headers={"Content-Type": "application/json"}, body=b"\x80\xff{", binary=True)))
     assert status == 400, body
-    assert body["code"] == "INVALID_JSON", body
+    assert body["error"] == "INVALID_JSON", body

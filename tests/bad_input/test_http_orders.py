@@ -23,9 +23,9 @@ import schemathesis
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 from order_intake import api, container
-from request_signatures import signed_headers
 from schemathesis import GenerationMode
 
+from edge_kit.signatures import signed_headers
 from salesforce_access import get_access, soql
 
 from .conftest import FEW, FUZZ, assert_clean_error, deeply_nested, proxy_event, salesforce_writes, wire

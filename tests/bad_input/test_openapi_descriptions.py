@@ -51,3 +51,28 @@ def test_the_described_routes_are_the_template_routes(template: dict[str, Any]) 
         events = template["Resources"][function]["Properties"]["Events"]
         routes = {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in events.values() if e["Type"] == "Api"}
         assert routes == {(path, method) for path, item in spec["paths"].items() for method in item}, function
+
+
+@pytest.mark.parametrize("name", ["orders-openapi.yaml", "shipments-openapi.yaml", "availability-openapi.yaml"])
+def test_every_error_of_the_http_apis_is_described_as_the_one_envelope(name: str) -> None:
+    """{"error", "message"} (edge_kit/http_api.py), and a body that is not JSON is described as a 415."""
+    spec = yaml.safe_load((ROOT / "docs" / "api" / name).read_text())
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            kind, key = node["$ref"].split("/")[-2:]
+            node = spec["components"][kind][key]
+        return node
+
+    posts = 0
+    for item in spec["paths"].values():
+        for method, operation in item.items():
+            posts += method == "post"
+            if method == "post":
+                assert "415" in operation["responses"], name
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = resolve(resolve(response)["content"]["application/json"]["schema"])
+                    assert {"error", "message"} <= set(schema["required"]), (name, status)
+                    assert "code" not in schema["properties"], (name, status)
+    assert posts

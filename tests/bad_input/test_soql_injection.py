@@ -26,9 +26,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from order_intake import api
-from request_signatures import signed_headers
 from shipment_status.salesforce import SalesforceShipments
 
+from edge_kit.signatures import signed_headers
 from salesforce_access import get_access, quote_like, soql
 
 from .conftest import FEW, QueryLog, assert_clean_error, proxy_event, salesforce_writes

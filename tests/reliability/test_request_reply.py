@@ -48,7 +48,7 @@ def test_an_erp_slower_than_its_timeouts_is_a_504_inside_the_budget(invoke, erp,
 
     reply = invoke("POST", "/availability", body=BATCH)
 
-    assert (reply.status, reply.body["code"]) == (504, "ERP_TIMEOUT")
+    assert (reply.status, reply.body["error"]) == (504, "ERP_TIMEOUT")
     assert time.monotonic() - started < 2.0 + 0.5  # AVAILABILITY_BUDGET_SECONDS, and a loaded machine's slack
     assert "results" not in reply.body
     assert failure_codes(observed) == ["ERP_TIMEOUT"]
@@ -67,7 +67,7 @@ def test_a_dropped_connection_is_retried_and_a_dropping_erp_is_a_503(invoke, con
     erp.inject("drop", count=None)
     reply = invoke("POST", "/availability", body=BATCH)
 
-    assert (reply.status, reply.body["code"]) == (503, "ERP_UNAVAILABLE")
+    assert (reply.status, reply.body["error"]) == (503, "ERP_UNAVAILABLE")
     assert failure_codes(observed) == ["ERP_UNAVAILABLE"]
     assert observed.metrics()["ErpFailures"] == 1
 
@@ -85,9 +85,9 @@ def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_mar
     calls = len(erp_calls())
     open_circuit = invoke("GET", "/products/SKU-1003/availability")
 
-    assert (unknown.status, unknown.body["code"]) == (503, "ERP_UNAVAILABLE")
+    assert (unknown.status, unknown.body["error"]) == (503, "ERP_UNAVAILABLE")
     assert (stale.status, stale.body["stale"], stale.body["as_of"]) == (200, True, fresh["as_of"])
-    assert (open_circuit.status, open_circuit.body["code"]) == (503, "ERP_CIRCUIT_OPEN")
+    assert (open_circuit.status, open_circuit.body["error"]) == (503, "ERP_CIRCUIT_OPEN")
     assert open_circuit.headers["Retry-After"] == "1"
     assert len(erp_calls()) == calls  # the open circuit spared the ERP
     metrics = observed.metrics()
@@ -108,7 +108,7 @@ def test_running_out_of_lambda_time_in_the_middle_of_a_batch_fails_it_whole(invo
 
     reply = invoke("POST", "/availability", body=BATCH, context=replace(lambda_context, timeout_ms=1_200))
 
-    assert (reply.status, reply.body["code"]) == (504, "ERP_TIMEOUT")
+    assert (reply.status, reply.body["error"]) == (504, "ERP_TIMEOUT")
     assert time.monotonic() - started < 1.2  # within the Lambda's time: 1.2 s left, 0.5 s of it kept to answer
     assert failure_codes(observed) == ["ERP_TIMEOUT"]
     assert observed.metrics()["ErpFailures"] == 1

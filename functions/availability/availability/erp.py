@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from edge_kit.outside_http import (
     ApiKeySource,
+    Budget,
     OutsideBadAnswer,
     OutsideHttpClient,
     OutsideResponse,
@@ -32,7 +33,6 @@ from edge_kit.outside_http import (
     Timeouts,
 )
 
-from .deadline import Deadline
 from .errors import ErpBadResponse, ErpTimeout, ErpUnavailable
 from .service import Lookup, StockLevel, WarehouseStock
 
@@ -77,7 +77,7 @@ class ErpInventoryClient:
         self.http = OutsideHttpClient("erp", base_url, timeouts=Timeouts(connect_timeout, read_timeout), retry=retry,
                                       api_key=api_key, max_body_bytes=MAX_BODY_BYTES, session=session, sleep=sleep)
 
-    def lookup(self, skus: Sequence[str], deadline: Deadline) -> Lookup:
+    def lookup(self, skus: Sequence[str], deadline: Budget) -> Lookup:
         if len(skus) == 1:
             answer = self._call("GET", f"/inventory/items/{quote(skus[0], safe='')}", None, deadline)
             if answer.status == 404:
@@ -94,7 +94,7 @@ class ErpInventoryClient:
             not_found += result.not_found
         return Lookup(found, not_found)
 
-    def _call(self, method: str, path: str, payload: object, deadline: Deadline) -> OutsideResponse:
+    def _call(self, method: str, path: str, payload: object, deadline: Budget) -> OutsideResponse:
         """A 200 or 404 answer; raises ErpFailure for everything else."""
         try:
             answer = self.http.request(method, path, idempotent=True, deadline=deadline, json=payload)

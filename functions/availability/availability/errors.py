@@ -1,16 +1,14 @@
-"""Errors the client sees: each has an HTTP status and a stable code for the JSON body {"code", "message"}."""
+"""Errors the client sees: each has an HTTP status and a stable code, answered in the edge kit's envelope
+{"error", "message"} (docs/api/availability-openapi.yaml lists the codes)."""
 
 from __future__ import annotations
 
+from edge_kit.http_api import ApiError
 
-class AvailabilityError(Exception):
+
+class AvailabilityError(ApiError):
     status = 500
     code = "INTERNAL_ERROR"
-
-    def __init__(self, message: str, *, retry_after: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
 
 
 class SkuNotFound(AvailabilityError):

@@ -50,5 +50,8 @@ class BatchAvailability(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
+    """The edge kit's error envelope (every HTTP API of the project answers errors in it)."""
+
+    error: str
     message: str
+    reference: str | None = None  # 500s: the request id, to find the log line

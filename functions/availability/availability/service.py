@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from edge_kit.outside_http import Budget
+
 from .breaker import CircuitBreaker
 from .cache import StaleCache
-from .deadline import Deadline
 from .errors import CircuitOpen, ErpFailure, SkuNotFound
 
 
@@ -40,7 +41,7 @@ class Lookup:
 
 
 class InventorySource(Protocol):
-    def lookup(self, skus: Sequence[str], deadline: Deadline) -> Lookup:
+    def lookup(self, skus: Sequence[str], deadline: Budget) -> Lookup:
         """Stock for these (unique) SKUs; raises ErpFailure subclasses when the ERP cannot answer."""
         ...
 
@@ -76,7 +77,7 @@ class AvailabilityService:
         self.cache = cache
         self.breaker = breaker
 
-    def check(self, wanted: Sequence[tuple[str, int]], deadline: Deadline) -> Outcome:
+    def check(self, wanted: Sequence[tuple[str, int]], deadline: Budget) -> Outcome:
         """Availability of each (sku, quantity), in order; unknown SKUs are listed in ``not_found``."""
         skus = list(dict.fromkeys(sku for sku, _ in wanted))
         levels: dict[str, StockLevel] = {}
@@ -106,13 +107,13 @@ class AvailabilityService:
                            for sku, quantity in wanted if sku in levels]
         return outcome
 
-    def check_one(self, sku: str, quantity: int, deadline: Deadline) -> tuple[ItemAnswer, Outcome]:
+    def check_one(self, sku: str, quantity: int, deadline: Budget) -> tuple[ItemAnswer, Outcome]:
         outcome = self.check([(sku, quantity)], deadline)
         if not outcome.answers:
             raise SkuNotFound(f"the ERP has no product with SKU {sku}")
         return outcome.answers[0], outcome
 
-    def _call_erp(self, skus: list[str], deadline: Deadline, outcome: Outcome) -> Lookup:
+    def _call_erp(self, skus: list[str], deadline: Budget, outcome: Outcome) -> Lookup:
         if not self.breaker.allow():
             raise CircuitOpen("the ERP is failing; calls are paused for a moment (circuit open)",
                               retry_after=self.breaker.retry_after())

@@ -1,54 +1,33 @@
-"""Settings from the environment (template.yaml sets them; docs/remote-call-in.md lists them)."""
+"""Settings from the environment (template.yaml sets them; docs/remote-call-in.md lists them).
+
+One model for the API function and the worker: each reads what it needs (the API the signing secret, the
+worker the dead-letter queue), so those two are optional here and checked where they are used.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from pydantic import Field
 
+from edge_kit.settings import EnvironmentSettings
 from order_intake.service import RetryAfter
 
 
-def _required(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set")
-    return value
+class Settings(EnvironmentSettings):
+    state_table: str = Field(min_length=1, validation_alias="STATE_TABLE_NAME")
+    signing_secret_arn: str | None = Field(None, validation_alias="ORDER_SIGNING_SECRET_ARN")
+    queue_url: str | None = Field(None, validation_alias="ORDER_QUEUE_URL")
+    dead_letter_queue_url: str | None = Field(None, validation_alias="ORDER_DLQ_URL")
+    signature_tolerance: int = Field(300, ge=1, validation_alias="SIGNATURE_TOLERANCE_SECONDS")
+    signing_secret_max_age: int = Field(300, ge=0, le=86400, validation_alias="SIGNING_SECRET_MAX_AGE")
+    product_cache_seconds: float = Field(300, ge=0, validation_alias="PRODUCT_CACHE_SECONDS")
+    sync_max_share: float = Field(0.9, gt=0, le=1, validation_alias="SYNC_API_MAX_SHARE")
+    async_max_share: float = Field(0.7, gt=0, le=1, validation_alias="ASYNC_API_MAX_SHARE")
+    retry_after_unavailable: int = Field(30, ge=1, validation_alias="RETRY_AFTER_UNAVAILABLE")
+    retry_after_allocation: int = Field(900, ge=1, validation_alias="RETRY_AFTER_ALLOCATION")
+    ledger_ttl_days: int = Field(400, ge=1, validation_alias="ORDER_LEDGER_TTL_DAYS")
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1, validation_alias="MAX_BODY_BYTES")
 
-
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
-
-
-@dataclass(frozen=True)
-class Settings:
-    state_table: str
-    signing_secret_arn: str | None
-    queue_url: str | None
-    dead_letter_queue_url: str | None
-    signature_tolerance: int
-    signing_secret_max_age: int
-    product_cache_seconds: float
-    sync_max_share: float
-    async_max_share: float
-    retry: RetryAfter
-    ledger_ttl_days: int
-    max_body_bytes: int
-
-    @classmethod
-    def from_environment(cls) -> Settings:
-        return cls(
-            state_table=_required("STATE_TABLE_NAME"),
-            signing_secret_arn=os.environ.get("ORDER_SIGNING_SECRET_ARN") or None,
-            queue_url=os.environ.get("ORDER_QUEUE_URL") or None,
-            dead_letter_queue_url=os.environ.get("ORDER_DLQ_URL") or None,
-            signature_tolerance=int(_number("SIGNATURE_TOLERANCE_SECONDS", 300)),
-            signing_secret_max_age=int(_number("SIGNING_SECRET_MAX_AGE", 300)),
-            product_cache_seconds=_number("PRODUCT_CACHE_SECONDS", 300),
-            sync_max_share=_number("SYNC_API_MAX_SHARE", 0.9),
-            async_max_share=_number("ASYNC_API_MAX_SHARE", 0.7),
-            retry=RetryAfter(unavailable=int(_number("RETRY_AFTER_UNAVAILABLE", 30)),
-                             allocation=int(_number("RETRY_AFTER_ALLOCATION", 900))),
-            ledger_ttl_days=int(_number("ORDER_LEDGER_TTL_DAYS", 400)),
-            max_body_bytes=int(_number("MAX_BODY_BYTES", 5 * 1024 * 1024)),
-        )
+    @property
+    def retry(self) -> RetryAfter:
+        """Seconds a caller (or the worker's backoff) waits, per kind of outage."""
+        return RetryAfter(unavailable=self.retry_after_unavailable, allocation=self.retry_after_allocation)

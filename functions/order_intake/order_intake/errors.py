@@ -3,26 +3,22 @@
 `permanent` errors will fail again whatever happens (the order or the org must change first): the API answers
 4xx and the worker sends the message to the dead-letter queue at once. The others are worth retrying later:
 the API answers 503/409 with Retry-After and the worker lets SQS deliver the message again.
+
+They are the edge kit's ``ApiError``s, so the API answers them in the one error envelope; their extra keys
+(``fields``, ``products``, ``salesforce_errors``, ``order_number``) are documented in docs/api/orders-openapi.yaml.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from edge_kit.http_api import ApiError
 
-class IntakeError(Exception):
+
+class IntakeError(ApiError):
     status = 500
     code = "internal_error"
     permanent = True
-    retry_after: int | None = None
-
-    def __init__(self, message: str, **details: Any):
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message, **self.details}
 
 
 class InvalidOrder(IntakeError):
@@ -84,7 +80,7 @@ class SalesforceUnavailable(IntakeError):
 
 
 class TemporarilyUnavailable(IntakeError):
-    """503: a dependency other than Salesforce (the signing secret, the queue) cannot be reached."""
+    """503: a dependency other than Salesforce (the queue) cannot be reached."""
 
     status = 503
     code = "temporarily_unavailable"
@@ -93,8 +89,3 @@ class TemporarilyUnavailable(IntakeError):
     def __init__(self, message: str, retry_after: int = 5):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class PayloadTooLarge(IntakeError):
-    status = 413
-    code = "payload_too_large"

@@ -12,7 +12,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -53,8 +53,13 @@ def _plausible_time(value: datetime) -> datetime:
 UpdateTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
-def text(max_length: int, min_length: int = 0) -> Any:
-    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)]
+# Free text, trimmed, as long as the Salesforce field it lands in (named aliases: type checkers need them).
+Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
+Text40 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+Text80 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)]
+Text255 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Name255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 
 
 class _Strict(BaseModel):
@@ -62,23 +67,23 @@ class _Strict(BaseModel):
 
 
 class Address(_Strict):
-    street: text(255) | None = None
-    city: text(40) | None = None
-    postal_code: text(20) | None = None
-    country: text(80) | None = None
+    street: Text255 | None = None
+    city: Text40 | None = None
+    postal_code: Text20 | None = None
+    country: Text80 | None = None
 
 
 class Customer(_Strict):
     erp_customer_id: BusinessKey = Field(description="The customer's id in the ERP: Account.ERP_Customer_Id__c")
-    name: text(255, 1)
-    phone: text(40) | None = None
+    name: Name255
+    phone: Text40 | None = None
 
 
 class OrderLine(_Strict):
     product_code: ProductCode = Field(description="Product2.ProductCode of an active standard price book entry")
     quantity: Quantity
     unit_price: Money
-    description: text(255) | None = None
+    description: Text255 | None = None
 
 
 class Order(_Strict):
@@ -88,7 +93,7 @@ class Order(_Strict):
     billing_address: Address | None = None
     shipping_address: Address | None = None
     lines: list[OrderLine] = Field(min_length=1, max_length=MAX_LINES)
-    description: text(4000) | None = None
+    description: Text4000 | None = None
     updated_at: UpdateTime | None = Field(
         default=None, description="When the platform last changed the order; an older version never overwrites "
                                   "a newer one")

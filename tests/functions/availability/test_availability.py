@@ -3,8 +3,12 @@ stand-in over HTTP."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from availability.models import MAX_ITEMS
+
+from .conftest import api_event
 
 ONE = "/products/{}/availability"
 
@@ -62,7 +66,7 @@ def test_a_batch_of_the_maximum_size_is_answered(invoke, erp):
 def test_unknown_sku_is_404(invoke):
     reply = invoke("GET", ONE.format("SKU-0404"))
     assert reply.status == 404
-    assert reply.body == {"code": "SKU_NOT_FOUND", "message": "the ERP has no product with SKU SKU-0404"}
+    assert reply.body == {"error": "SKU_NOT_FOUND", "message": "the ERP has no product with SKU SKU-0404"}
 
 
 @pytest.mark.parametrize(
@@ -74,8 +78,8 @@ def test_unknown_sku_is_404(invoke):
 def test_malformed_sku_or_quantity_is_400_and_never_reaches_the_erp(invoke, erp_calls, sku, query, code):
     reply = invoke("GET", ONE.format(sku), query=query)
     assert reply.status == 400
-    assert reply.body["code"] == code
-    assert set(reply.body) == {"code", "message"}
+    assert reply.body["error"] == code
+    assert set(reply.body) == {"error", "message"}
     assert erp_calls() == []
 
 
@@ -93,7 +97,7 @@ def test_malformed_sku_or_quantity_is_400_and_never_reaches_the_erp(invoke, erp_
 def test_malformed_batch_is_400_naming_the_problem(invoke, erp_calls, kwargs, code, in_message):
     reply = invoke("POST", "/availability", **kwargs)
     assert reply.status == 400
-    assert reply.body["code"] == code
+    assert reply.body["error"] == code
     assert in_message in reply.body["message"]
     assert "Traceback" not in reply.body["message"]
     assert erp_calls() == []
@@ -103,4 +107,29 @@ def test_malformed_batch_is_400_naming_the_problem(invoke, erp_calls, kwargs, co
 def test_unknown_routes_are_json_404(invoke, method, path):
     reply = invoke(method, path)
     assert reply.status == 404
-    assert reply.body["code"] == "NOT_FOUND"
+    assert reply.body["error"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_a_415_in_the_envelope(handler_module, configure, lambda_context, erp_calls,
+                                                          content_type):
+    event = api_event("POST", "/availability", raw_body="items=SKU-1001")
+    event["headers"] = {"Content-Type": content_type}
+    event["multiValueHeaders"] = {"Content-Type": [content_type]}
+    response = handler_module.handler(event, lambda_context)
+    assert response["statusCode"] == 415
+    assert json.loads(response["body"]) == {"error": "UNSUPPORTED_MEDIA_TYPE",
+                                            "message": "the request body must be application/json"}
+    assert erp_calls() == []
+
+
+def test_a_bug_is_a_500_with_a_reference_to_the_log(invoke, handler_module, monkeypatch, lambda_context):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug with secret-internal-detail")
+
+    monkeypatch.setattr(handler_module, "check_one", broken)
+    reply = invoke("GET", ONE.format("SKU-1001"), context=lambda_context)
+    assert reply.status == 500
+    assert reply.body == {"error": "INTERNAL_ERROR", "message": "an unexpected error occurred; it has been logged",
+                          "reference": lambda_context.aws_request_id}
+    assert reply.headers["Cache-Control"] == "no-store"

@@ -72,6 +72,10 @@ def test_every_status_the_function_answers_is_described(spec, status):
         assert status in spec["paths"][path][method.lower()]["responses"], (path, method)
 
 
+def test_a_body_that_is_not_json_is_described_as_a_415(spec):
+    assert "415" in spec["paths"]["/availability"]["post"]["responses"]
+
+
 def _resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         node = spec["components"]["responses"][node["$ref"].rsplit("/", 1)[1]]
@@ -93,6 +97,10 @@ COMPARED = ("type", "format", "$ref", "pattern", "minimum", "maximum", "minItems
 
 
 def _comparable(prop: dict[str, Any]) -> dict[str, Any]:
+    kinds = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+    if len(kinds) == 1:  # Optional[X] in pydantic's schema is X with nullable: true in OpenAPI 3.0
+        prop = {**kinds[0], **{k: v for k, v in prop.items() if k not in ("anyOf", "default") or v is not None}}
+        prop.pop("anyOf", None)
     out = {k: prop[k] for k in COMPARED if k in prop}
     if out.get("format") not in (None, "date-time"):  # int32/int64 are hints for Salesforce's Apex types
         out.pop("format")

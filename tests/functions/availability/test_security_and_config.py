@@ -46,7 +46,7 @@ def test_a_rejected_key_is_a_502_that_names_no_secret(invoke, erp, log_output):
         reply = invoke("GET", ONE)
     finally:
         erp.app.api_key = ERP_KEY
-    assert (reply.status, reply.body["code"]) == (502, "ERP_BAD_RESPONSE")
+    assert (reply.status, reply.body["error"]) == (502, "ERP_BAD_RESPONSE")
     assert "credentials" in reply.body["message"]
     output = log_output.getvalue()
     assert "ERP failure" in output
@@ -58,13 +58,13 @@ def test_missing_erp_url_is_a_json_500_and_a_log_line_naming_the_variable(invoke
                                                                            log_output):
     monkeypatch.delenv("ERP_BASE_URL")
     reply = invoke("GET", ONE)
-    assert (reply.status, reply.body["code"]) == (500, "CONFIGURATION_ERROR")
+    assert (reply.status, reply.body["error"]) == (500, "CONFIGURATION_ERROR")
     assert "ERP_BASE_URL" in log_output.getvalue()
 
 
 def test_invalid_timeout_setting_is_reported(invoke, configure, log_output):
     configure(ERP_READ_TIMEOUT_SECONDS="fast")
-    assert invoke("GET", ONE).body["code"] == "CONFIGURATION_ERROR"
+    assert invoke("GET", ONE).body["error"] == "CONFIGURATION_ERROR"
     assert "ERP_READ_TIMEOUT_SECONDS" in log_output.getvalue()
 
 
@@ -76,7 +76,7 @@ def test_sample_events_run_against_the_stand_in(configure, handler_module, lambd
         event = json.loads((ROOT / "events" / name).read_text())
         response = handler_module.handler(event, lambda_context)
         assert response["statusCode"] == status, name
-        assert "code" in json.loads(response["body"]) or status == 200
+        assert "error" in json.loads(response["body"]) or status == 200
 
 
 def test_the_test_event_builder_matches_the_sample_events():
@@ -95,5 +95,6 @@ def test_importing_the_handler_loads_no_salesforce_code():
             "print(sorted(loaded))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             check=True)
-    assert result.stdout.strip() == str(["salesforce_access", "salesforce_access.observability",
-                                         "salesforce_access.redaction"])
+    # budget: the edge kit's timeouts, backoff and deadline types (stdlib only, no Salesforce code)
+    assert result.stdout.strip() == str(["salesforce_access", "salesforce_access.budget",
+                                         "salesforce_access.observability", "salesforce_access.redaction"])

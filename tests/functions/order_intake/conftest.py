@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 from order_intake import api, container, worker
-from request_signatures import signed_headers
 
+from edge_kit.signatures import signed_headers
 from salesforce_access import get_access
 
 SIGNING_KEY = "whsec-test-3f9a0c1e5b7d4a2f8e6c"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 
+from edge_kit.signatures import signed_headers
 from salesforce_access import get_access, reset_access_cache, soql
 
 from .conftest import api_calls, composite_calls, make_order
@@ -284,3 +286,18 @@ def test_the_ledger_being_unavailable_does_not_fail_orders(salesforce, products,
     again = caller.post(order)  # without a ledger the replay costs calls but still creates nothing
     assert again.status == 200
     assert len(sf_lines(order["order_number"])) == 3
+
+
+def test_a_signed_body_that_is_not_json_is_a_415_and_touches_nothing(salesforce, products, caller, stack):
+    body = json.dumps(make_order(products)).encode()
+    for path in ("/orders", "/orders/async"):
+        headers = {"Content-Type": "text/csv", **signed_headers(caller.key, body)}
+        reply = caller.post(body, path, headers=headers)
+        assert (reply.status, reply.body["error"]) == (415, "unsupported_media_type"), path
+    assert api_calls(salesforce) == []
+    assert stack.count() == 0
+
+
+def test_an_unknown_route_is_a_json_404(caller):
+    reply = caller.post({}, "/orders/elsewhere")
+    assert (reply.status, reply.body["error"]) == (404, "not_found")

@@ -1,6 +1,6 @@
 """The webhook agrees with its neighbours: the event the publisher reads and EventBridge's partial failures;
-and its logs never hold the signing key. (It verifies signatures with the layer's request_signatures, the
-module POST /orders uses.)"""
+and its logs never hold the signing key. (It verifies signatures with the edge kit's signatures middleware,
+as POST /orders does.)"""
 
 from __future__ import annotations
 

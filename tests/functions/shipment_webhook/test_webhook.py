@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from shipment_webhook import handler as webhook
+from shipment_webhook import application
 
 from .conftest import PREVIOUS_KEY, SIGNING_KEY, shipment, signature, signed
 
@@ -102,7 +102,8 @@ def test_a_replayed_request_is_refused_once_its_window_has_passed(call, bus, mon
     bus.received()
 
     later = time.time() + 301
-    monkeypatch.setattr(webhook, "clock", lambda: later)  # the captured request, sent again six minutes later
+    # the captured request, sent again six minutes later: the receiver's clock has moved on
+    monkeypatch.setattr(application.signed_requests, "clock", lambda: later)
     status, _, _ = call(body, headers)
 
     assert status == 401
@@ -173,3 +174,25 @@ def test_an_unreadable_signing_secret_is_a_503_not_a_stack_trace(call, bus, monk
 def test_another_route_is_a_json_404(call, bus):
     status, reply, _ = call(b"{}", {}, path="/shipments", method="GET")
     assert (status, reply["error"]) == (404, "not_found")
+
+
+def test_a_signed_body_that_is_not_json_is_a_415_and_puts_nothing(call, bus):
+    body = json.dumps(shipment()).encode()
+    status, reply, _ = call(body, {**signed(body), "Content-Type": "application/x-www-form-urlencoded"})
+    assert (status, reply["error"]) == (415, "unsupported_media_type")
+    assert bus.received() == []
+
+
+def test_an_unsigned_body_that_is_not_json_is_a_401_first(call, bus):
+    status, reply, headers = call(b"a=b", {"Content-Type": "text/plain"})
+    assert (status, reply["error"]) == (401, "unauthorized")
+    assert "WWW-Authenticate" in headers
+
+
+def test_missing_settings_are_a_json_500_with_a_reference(call, bus, monkeypatch):
+    monkeypatch.delenv("LOGISTICS_BUS_NAME")
+    body = json.dumps(shipment()).encode()
+    status, reply, _ = call(body, signed(body))
+    assert (status, reply["error"]) == (500, "configuration_error")
+    assert reply["reference"]
+    assert "LOGISTICS_BUS_NAME" not in json.dumps(reply)

@@ -66,7 +66,7 @@ def _order(number: str) -> dict[str, Any]:
 
 def _event(path: str, body: bytes) -> dict[str, Any]:
     """A signed POST as API Gateway's REST proxy integration delivers it."""
-    from request_signatures import signed_headers
+    from edge_kit.signatures import signed_headers
 
     headers = {"Content-Type": "application/json", **signed_headers(SIGNING_KEY, body)}
     return {"resource": path, "path": path, "httpMethod": "POST", "headers": headers,

@@ -162,7 +162,7 @@ def _measure(handler: Any, erp: Child, calls: int, down_calls: int) -> dict[str,
         while breaker.state != "open":
             elapsed, status, body = _invoke(handler, NEVER_READ)
             until_open.append(elapsed)
-            closed_statuses[f"{status} {body.get('code', '')}".strip()] += 1
+            closed_statuses[f"{status} {body.get('error', '')}".strip()] += 1
             if len(until_open) > 50:
                 raise RuntimeError("the circuit breaker never opened")
         out["calls_to_open"] = len(until_open)
@@ -176,7 +176,7 @@ def _measure(handler: Any, erp: Child, calls: int, down_calls: int) -> dict[str,
             stale_statuses[f"{status}{' stale' if body.get('stale') else ''}"] += 1
             elapsed, status, body = _invoke(handler, NEVER_READ)
             open_unknown.append(elapsed)
-            unknown_statuses[f"{status} {body.get('code', '')}".strip()] += 1
+            unknown_statuses[f"{status} {body.get('error', '')}".strip()] += 1
         out["open_stale_p50_ms"], out["open_stale_p99_ms"] = p50_p99(open_stale)
         out["open_unknown_p50_ms"], out["open_unknown_p99_ms"] = p50_p99(open_unknown)
         out["open_stale_answers"] = dict(stale_statuses)
