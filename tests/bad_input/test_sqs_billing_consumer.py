@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 import schemathesis
+from billing_consumer import consumer as application
 from billing_consumer import handler as consumer
 from billing_consumer.models import to_18
 from hypothesis import assume, event, example, given
@@ -126,8 +127,7 @@ def billing_consumer(salesforce: Any, billing_server: BillingServer, monkeypatch
         monkeypatch.setenv(name, value)
     billing_server.start()
     billing_server.reset()
-    consumer.dependencies.cache_clear()
-    consumer._QUEUE_URLS.clear()
+    application.reset()
     stream = io.StringIO()
     log_handler = logging.StreamHandler(stream)
     log_handler.setFormatter(logger.registered_formatter)
@@ -135,8 +135,7 @@ def billing_consumer(salesforce: Any, billing_server: BillingServer, monkeypatch
     yield Consumer(sqs, url, arn, dlq_url, billing_server, salesforce,
                    lambda: type(lambda_context)(timeout_ms=60_000), stream)
     logging.getLogger(logger.name).removeHandler(log_handler)
-    consumer.dependencies.cache_clear()
-    consumer._QUEUE_URLS.clear()
+    application.reset()
 
 
 def api_body(**changes: Any) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Pattern 4's queue worker (POST /orders/async drains through it) fed bad SQS messages, with moto and the
 Salesforce emulator. The queue normally holds validated orders, but a redrive, an operator or a bug can put
-anything on it. The documented contract (order_intake/worker.py): a message that can never succeed goes to the
-dead-letter queue at once with ``error_code``/``error_message``, is reported as processed, and costs no
+anything on it. The documented contract (order_intake/batch_intake.py): a message that can never succeed goes to the
+dead-letter queue at once with ``failure_reason``/``failure_detail``, is reported as processed, and costs no
 Salesforce call; the good orders of the same batch are written whole."""
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def assert_dead_lettered(worker_: Worker, delivery: Delivery, emulator_requests_
     assert delivery.failed == [], "refused for good: not retried"
     assert set(delivery.dead_letters) == set(delivery.received)
     for attributes in delivery.dead_letters.values():
-        assert attributes["error_code"] == "invalid_order"
-        assert attributes["error_message"].strip()
+        assert attributes["failure_reason"] == "invalid_order"
+        assert attributes["failure_detail"].strip()
     assert len(worker_.emulator.requests()) == emulator_requests_before, "an invalid order costs no API call"
 
 
@@ -153,7 +153,7 @@ def test_bad_messages_do_not_hold_back_good_orders(order_worker: Worker) -> None
     order_worker.emulator.clear_requests()
     delivery = order_worker.deliver(*bodies)
     assert delivery.failed == []
-    reasons = {attributes["body"]: attributes["error_code"] for attributes in delivery.dead_letters.values()}
+    reasons = {attributes["body"]: attributes["failure_reason"] for attributes in delivery.dead_letters.values()}
     assert reasons == {bodies[1]: "invalid_order", bodies[2]: "invalid_order", bodies[4]: "unknown_products"}
     for order in good:
         rows = list(access.query(soql("SELECT Id FROM OrderItem WHERE Order.Ecommerce_Order_Number__c = {n}",
@@ -179,7 +179,7 @@ def test_edge_of_time_updated_at_is_refused_alone(order_worker: Worker) -> None:
     bad = json.dumps(valid_order(code, updated_at="0001-01-01T00:00:00+01:00"))
     delivery = order_worker.deliver(good, bad)
     assert delivery.failed == []
-    assert [(d["body"], d["error_code"]) for d in delivery.dead_letters.values()] == [(bad, "invalid_order")]
+    assert [(d["body"], d["failure_reason"]) for d in delivery.dead_letters.values()] == [(bad, "invalid_order")]
     rows = list(get_access().query(soql("SELECT Id FROM OrderItem WHERE Order.Ecommerce_Order_Number__c = {n}",
                                         n=json.loads(good)["order_number"])))
     assert len(rows) == len(json.loads(good)["lines"]), "the good order of the batch is written"

@@ -107,7 +107,7 @@ def test_a_lasting_salesforce_fault_hands_the_message_back_and_the_redelivery_bi
 
 def test_billing_slower_than_its_read_timeout(esm, queues, billing, org, observed, monkeypatch):
     monkeypatch.setenv("BILLING_READ_TIMEOUT", "0.3")
-    consumer_fixtures.consumer.dependencies.cache_clear()
+    consumer_fixtures.application.reset()
     [contract] = send_contracts(queues, org, 1)
     billing.inject("timeout", count=2, delay_seconds=1)  # the in-process retry times out too
 

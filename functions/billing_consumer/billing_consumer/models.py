@@ -15,6 +15,7 @@ whichever entry point (and id length) it came through.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -47,7 +48,7 @@ def to_18(record_id: str) -> str:
     return base + suffix
 
 
-def _id_with_prefix(prefix: str, what: str):
+def _id_with_prefix(prefix: str, what: str) -> Callable[[str], str]:
     def check(value: str) -> str:
         normalised = to_18(value)
         if not normalised.startswith(prefix):

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from billing_consumer import consumer as application
 from billing_consumer import handler as consumer
 
 from salesforce_access.observability import logger
@@ -154,11 +155,9 @@ def consumer_env(queues: Queues, state_table: Any, billing: BillingServer, sales
     monkeypatch.setenv("BILLING_API_URL", billing.url)
     monkeypatch.setenv("BILLING_READ_TIMEOUT", "1")
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0")
-    consumer.dependencies.cache_clear()
-    consumer._QUEUE_URLS.clear()
+    application.reset()
     yield
-    consumer.dependencies.cache_clear()
-    consumer._QUEUE_URLS.clear()
+    application.reset()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import boto3
 import pytest
-from billing_consumer import handler as consumer
+from billing_consumer import consumer as application
 
 from .conftest import MAX_RECEIVE_COUNT, api_body, billing_posts, relay_event
 
@@ -174,7 +174,7 @@ def test_billing_timeout_is_transient(esm, queues, billing, org):
 
 def test_transient_failures_are_retried_with_growing_backoff(esm, queues, billing, org, monkeypatch):
     monkeypatch.setenv("RETRY_BASE_SECONDS", "30")
-    consumer.dependencies.cache_clear()
+    application.reset()
     queues.send(api_body(*org.new_contract()))
     billing.stop()
     message = queues.receive()
@@ -183,10 +183,10 @@ def test_transient_failures_are_retried_with_growing_backoff(esm, queues, billin
 
     assert queues.receive() == []  # hidden for the backoff delay, not redelivered at once
     visibility = []
-    sqs = consumer.dependencies().sqs
-    original = sqs.change_message_visibility
-    monkeypatch.setattr(sqs, "change_message_visibility",
-                        lambda **kw: (visibility.append(kw["VisibilityTimeout"]), original(**kw))[1])
+    sqs = application.dependencies().sqs
+    original = sqs.change_message_visibility_batch
+    monkeypatch.setattr(sqs, "change_message_visibility_batch", lambda **kw: (
+        visibility.extend(entry["VisibilityTimeout"] for entry in kw["Entries"]), original(**kw))[1])
     for receive_count in (1, 3, 10):
         message[0]["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
         esm.poll(messages=message)
@@ -282,4 +282,17 @@ def test_no_time_left_hands_the_message_back_without_calling_billing(esm, queues
     lambda_context.timeout_ms = 3_000
     delivery = esm.poll(context=lambda_context)
     assert len(delivery.failed) == 1
+    assert billing.requests() == []
+
+
+def test_a_poison_message_the_dlq_does_not_take_stays_on_the_queue(esm, queues, billing, monkeypatch):
+    monkeypatch.setenv("CONTRACTS_DLQ_URL", queues.dlq_url.replace("contracts-dlq", "no-such-dlq"))
+    application.reset()
+    message_id = queues.send("not json at all")
+
+    delivery = esm.poll()
+
+    assert delivery.failed == [message_id]  # not deleted: SQS delivers it again, the redrive policy ends it
+    assert queues.count() == 1
+    assert queues.dead_letters() == []
     assert billing.requests() == []

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from order_intake import container
 
 from salesforce_access import get_access, soql
 
@@ -151,12 +152,12 @@ def test_refused_orders_are_dead_lettered_with_their_reason_and_the_rest_is_writ
 
     assert poll.failed == []  # refused messages are dead-lettered by the worker, not retried
     letters = dead_letters(stack)
-    assert letters[refused_by_salesforce["order_number"]]["error_code"] == "salesforce_rejected"
-    details = json.loads(letters[refused_by_salesforce["order_number"]]["error_details"])
+    assert letters[refused_by_salesforce["order_number"]]["failure_reason"] == "salesforce_rejected"
+    details = json.loads(letters[refused_by_salesforce["order_number"]]["failure_data"])
     assert details["salesforce_errors"][0]["where"] == "lines[1]"
-    assert letters[unknown["order_number"]]["error_code"] == "unknown_products"
-    assert "NOPE-1" in letters[unknown["order_number"]]["error_message"]
-    assert letters["not an order"]["error_code"] == "invalid_order"
+    assert letters[unknown["order_number"]]["failure_reason"] == "unknown_products"
+    assert "NOPE-1" in letters[unknown["order_number"]]["failure_detail"]
+    assert letters["not an order"]["failure_reason"] == "invalid_order"
     for order in good:
         assert len(lines_of(order["order_number"])) == 1
     assert lines_of(refused_by_salesforce["order_number"]) == []  # all-or-none: not even the good lines
@@ -167,15 +168,22 @@ def test_refused_orders_are_dead_lettered_with_their_reason_and_the_rest_is_writ
 
 
 def test_salesforce_down_leaves_the_batch_on_the_queue_for_later(salesforce, products, caller, stack, mapping,
-                                                                 lambda_context):
+                                                                 lambda_context, monkeypatch):
     orders = [make_order(products) for _ in range(4)]
     caller.post({"orders": orders}, "/orders/async")
     salesforce.inject("503", count=50, path="/composite$")
     mapping.context_factory = lambda: type(lambda_context)(timeout_ms=7_500)
+    visibility: list[int] = []
+    client = container.sqs()
+    original = client.change_message_visibility_batch
+    monkeypatch.setattr(client, "change_message_visibility_batch", lambda **kw: (
+        visibility.extend(entry["VisibilityTimeout"] for entry in kw["Entries"]), original(**kw))[1])
 
     [poll] = mapping.drain()
 
     assert sorted(poll.failed) == sorted(poll.received)
+    assert len(visibility) == 4
+    assert all(15 <= seconds <= 30 for seconds in visibility)  # Retry-After 30 s, first receive, jittered
     assert stack.receive() == []  # postponed: hidden for Retry-After (30 s) rather than redelivered at once
     assert stack.count() == 4
     assert all(lines_of(o["order_number"]) == [] for o in orders)
@@ -202,3 +210,19 @@ def test_out_of_order_versions_never_move_an_order_back(salesforce, products, ca
     assert poll.failed == []
     assert len(lines_of(v1["order_number"])) == 1
     assert dead_letters(stack) == {}
+
+
+def test_a_refusal_the_dlq_does_not_take_stays_on_the_queue(salesforce, products, caller, stack, mapping,
+                                                            monkeypatch):
+    monkeypatch.setenv("ORDER_DLQ_URL", stack.dlq_url.replace("orders-dlq", "no-such-dlq"))
+    container.reset()
+    good = make_order(products)
+    caller.post({"orders": [good]}, "/orders/async")
+    bad_id = stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody="not an order")["MessageId"]
+
+    [poll] = mapping.drain()
+
+    assert poll.failed == [bad_id]  # not deleted unseen: SQS delivers it again, the redrive policy ends it
+    assert stack.count() == 1
+    assert dead_letters(stack) == {}
+    assert len(lines_of(good["order_number"])) == len(good["lines"])  # the good order is written all the same

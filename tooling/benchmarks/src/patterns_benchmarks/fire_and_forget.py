@@ -63,10 +63,10 @@ def run(messages: int = 200, billing_latency_ms: float = 50.0, batch_sizes: Sequ
                                    CONTRACTS_DLQ_URL=dlq_url, IDEMPOTENCY_TABLE_NAME="state",
                                    STATE_TABLE_NAME="state", **layer_secret(sf))
         with environment(env), quiet():
+            from billing_consumer import consumer as application
             from billing_consumer import handler as consumer
 
-            consumer.dependencies.cache_clear()
-            consumer._QUEUE_URLS.clear()
+            application.reset()
             try:
                 mapping = Mapping(sqs, queue_url, queue_arn, consumer.handler)
                 _queue(sqs, queue_url, org, account_id, 1)  # warm-up: token, clients, code paths
@@ -75,8 +75,7 @@ def run(messages: int = 200, billing_latency_ms: float = 50.0, batch_sizes: Sequ
                 for size in batch_sizes:
                     results["batches"][size] = _measure(mapping, org, account_id, billing, control, messages, size)
             finally:
-                consumer.dependencies.cache_clear()
-                consumer._QUEUE_URLS.clear()
+                application.reset()
     return results
 
 
