@@ -19,9 +19,10 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from customer_sync import container
 from customer_sync import handler as sync_handler
 from customer_sync.salesforce import SalesforceAccounts
+from customer_sync.steps import StepNotQueued
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,8 +81,7 @@ def sync(salesforce: Any, erp_server: ErpServer, monkeypatch: pytest.MonkeyPatch
     for name, value in {"STATE_TABLE_NAME": TABLE, "SYNC_QUEUE_URL": queue_url, "SYNC_REPORT_BUCKET": BUCKET,
                         "ERP_BASE_URL": erp_server.url, "SYNC_WATERMARK_LAG_SECONDS": "0"}.items():
         monkeypatch.setenv(name, value)
-    sync_handler._settings.cache_clear()
-    sync_handler._clients.cache_clear()
+    container.reset()
     stream = io.StringIO()
     log_handler = logging.StreamHandler(stream)
     log_handler.setFormatter(logger.registered_formatter)
@@ -90,8 +90,7 @@ def sync(salesforce: Any, erp_server: ErpServer, monkeypatch: pytest.MonkeyPatch
     salesforce.clear_requests()
     yield Sync(salesforce, sqs, dynamodb, queue_url, lambda_context, stream)
     logging.getLogger(logger.name).removeHandler(log_handler)
-    sync_handler._settings.cache_clear()
-    sync_handler._clients.cache_clear()
+    container.reset()
 
 
 # -- the start event -------------------------------------------------------------------------------------
@@ -216,7 +215,7 @@ def test_a_start_failing_after_the_lock_releases_it(sync: Sync) -> None:
     """Whatever fails once the lock is taken (here the queue is gone), the lock goes with the error, so the next
     scheduled start is not refused for the lock's whole TTL."""
     sync.sqs.delete_queue(QueueUrl=sync.queue_url)
-    with pytest.raises(ClientError, match=r"(?i)queue"):
+    with pytest.raises(StepNotQueued, match=r"(?i)queue"):
         sync_handler.start({"mode": "incremental", "trigger": "schedule"}, sync.context)
     lock = sync.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "customer-sync#lock"}}).get("Item")
     assert lock is None

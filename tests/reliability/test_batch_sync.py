@@ -15,13 +15,14 @@ SalesforceRetries and SalesforceReauthentications) or log line.
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
 import pytest
 import requests
+from customer_sync import container
 from customer_sync import handler as sync
 
 from salesforce_emulator import Emulator
@@ -159,11 +160,9 @@ def stack(salesforce: Emulator, erp: Erp, monkeypatch: pytest.MonkeyPatch) -> It
                         "ERP_BASE_URL": erp.server.url, "ERP_READ_TIMEOUT_SECONDS": "0.5", "ERP_MAX_ATTEMPTS": "2",
                         "SYNC_WATERMARK_LAG_SECONDS": "0", "SYNC_TIME_RESERVE_SECONDS": str(RESERVE_SECONDS)}.items():
         monkeypatch.setenv(name, value)
-    sync._settings.cache_clear()
-    sync._clients.cache_clear()
+    container.reset()
     yield runner
-    sync._settings.cache_clear()
-    sync._clients.cache_clear()
+    container.reset()
 
 
 def seed(admin: Admin, erp: Erp, count: int = 12) -> None:
@@ -253,20 +252,49 @@ def test_a_lasting_salesforce_fault_pauses_the_run_and_the_next_run_resumes_it_o
 # -- slow answers, dropped connections, the ERP down -------------------------------------------------------------
 
 
-def test_slow_answers_past_the_timeouts(stack, admin, erp, salesforce, short_timeouts, observed):
+class HeldAnswer:
+    """Salesforce takes the first PATCH upsert and answers it only once `release` is set: a slow answer that lands
+    after the client's retry, ordered by events rather than by how long the rest of the run takes."""
+
+    def __init__(self, salesforce: Emulator, monkeypatch: pytest.MonkeyPatch):
+        self.held, self.release = threading.Event(), threading.Event()
+        self.app = app = salesforce.app
+        handle = app.handle
+
+        def slow(req: Any, *, internal: bool = False) -> Any:
+            if not internal and req.method == "PATCH" and UPSERT in req.path and not self.held.is_set():
+                self.held.set()
+                self.release.wait()
+            return handle(req, internal=internal)
+
+        monkeypatch.setattr(app, "handle", slow)
+
+    def answer(self) -> None:
+        self.release.set()
+        assert self.app.wait_idle(timeout=10), "the held request ended"
+
+
+@pytest.fixture
+def held_upsert(salesforce: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldAnswer]:
+    held = HeldAnswer(salesforce, monkeypatch)
+    yield held
+    held.release.set()  # never left hanging, whatever the test did
+
+
+def test_slow_answers_past_the_timeouts(stack, admin, erp, salesforce, short_timeouts, held_upsert, observed):
     seed(admin, erp)
     erp.server.inject("hang", count=1, method="GET", path=r"^/customers", delay_seconds=2)  # read timeout 0.5 s
-    salesforce.inject("delay", count=1, method="PATCH", path=UPSERT, delay_seconds=1.5)  # the layer reads 1 s
+    # and the first upsert is answered after the layer's 1 s read timeout, once its retry is done
 
     answer = stack.run()
 
+    assert held_upsert.held.is_set()
     completed(stack, answer["run_id"])
     in_step_and_written_once(admin, erp)
     assert observed.metrics()["SalesforceRetries"] == 1  # an upsert by external id is safe to send again
-    deadline = time.monotonic() + 5  # the abandoned slow upsert still ends (same values) before the org stops
-    while len([r for r in salesforce.requests() if r["method"] == "PATCH" and UPSERT in r["path"]]) < 2 \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
+    before = {a["Id"]: (a["Name"], a["ERP_Customer_Id__c"]) for a in admin.accounts()}
+    held_upsert.answer()  # the abandoned slow upsert ends: the same values again
+    assert {a["Id"]: (a["Name"], a["ERP_Customer_Id__c"]) for a in admin.accounts()} == before
 
 
 def test_an_erp_that_stays_slow_pauses_the_run(stack, admin, erp, observed):

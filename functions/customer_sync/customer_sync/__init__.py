@@ -2,5 +2,7 @@
 
 ``handler.start`` (EventBridge Scheduler, or on demand) takes the run lock and queues the run;
 ``handler.work`` (SQS) runs it phase by phase, checkpointing into DynamoDB and continuing itself through
-the queue when its invocation runs short of time. See docs/batch-sync.md.
+the queue when its invocation runs short of time. The handlers parse; ``runs`` holds the lifecycle,
+``engine`` the phases, and ``state``, ``steps``, ``report``, ``salesforce`` and ``erp`` the outside systems.
+See docs/batch-sync.md.
 """

@@ -153,8 +153,8 @@ class SyncEngine:
         def submit() -> None:
             for operation, rows in buffers.items():
                 if rows:
-                    if self.ctx.mapping.group_by:
-                        rows.sort(key=lambda row: str(row.get(self.ctx.mapping.group_by) or ""))
+                    if group_by := self.ctx.mapping.group_by:
+                        rows.sort(key=lambda row: str(row.get(group_by) or ""))
                     for job_id in self.ctx.salesforce.submit_bulk(operation, rows):
                         cp["jobs"].append({"id": job_id, "operation": operation, "done": False})
                     rows.clear()
@@ -427,7 +427,7 @@ class SyncEngine:
                                    message=str(error.get("message", "")), salesforce_id=account["Id"],
                                    customer_id=account.get("ERP_Customer_Id__c") or None)
                     continue
-                run.count({"created": "created", "updated": "updated"}.get(outcome, "skipped"))
+                run.count(outcome if outcome in ("created", "updated") else "skipped")
                 if outcome == "created" and self.cp["mode"] == "bulk":
                     # Linked back by _link_created_accounts, through Bulk API 2.0, once the stream is done.
                     stamp = str(result.get("updated_at") or "")

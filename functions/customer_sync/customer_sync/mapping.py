@@ -201,7 +201,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "mapping") -> SyncMappi
             problems.append(f"{label}: direction {direction!r} must be one of {', '.join(DIRECTIONS)}")
         if transform not in TRANSFORMS:
             problems.append(f"{label}: transform {transform!r} must be one of {', '.join(sorted(TRANSFORMS))}")
-        if not problems or not any(p.startswith(label) for p in problems):
+        if isinstance(sf, str) and isinstance(erp, str) and not any(p.startswith(label) for p in problems):
             fields.append(FieldMap(sf, erp, direction, transform))
     if entries and not problems:
         if not any(f.erp == "name" and f.direction != "to_salesforce" for f in fields):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 PREFIX = "customer-sync/runs"
 
@@ -20,7 +23,7 @@ def run_prefix(run_id: str) -> str:
 
 
 class Report:
-    def __init__(self, s3: Any, bucket: str):
+    def __init__(self, s3: S3Client, bucket: str):
         self.s3 = s3
         self.bucket = bucket
         self.pending: list[dict[str, Any]] = []
@@ -55,7 +58,7 @@ class Report:
         return key
 
 
-def read_report(s3: Any, bucket: str, run_id: str) -> list[dict[str, Any]]:
+def read_report(s3: S3Client, bucket: str, run_id: str) -> list[dict[str, Any]]:
     """Every line of a run's report, in order (for people and tests: ``aws s3 cp --recursive`` does the same)."""
     lines: list[dict[str, Any]] = []
     paginator = s3.get_paginator("list_objects_v2")

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from salesforce_access import soql
 
+from .mapping import MappingError, SyncMapping
+
 if TYPE_CHECKING:
+    import requests
+
     from salesforce_access import BulkJob, QueryPage, RecordResult, SalesforceAccess
 
 SOBJECT = "Account"
@@ -41,6 +45,34 @@ def _select(fields: Sequence[str], where: str, order: str = "") -> str:
     return f"SELECT {', '.join(fields)} FROM {SOBJECT} WHERE {where}{order}"  # noqa: S608 - see docstring
 
 
+class ApiCallCounter:
+    """Counts Salesforce API requests (``/services/data/``) made through the layer's session: the run summary
+    reports what a run cost against the org's daily allocation."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        if "/services/data/" in (response.request.url or ""):
+            self.count += 1
+        return response
+
+    def take(self) -> int:
+        value, self.count = self.count, 0
+        return value
+
+    @classmethod
+    def on(cls, access: SalesforceAccess) -> ApiCallCounter:
+        """The counter hooked on this container's Salesforce session (once), reset for this invocation."""
+        counter = getattr(access.session, "customer_sync_api_counter", None)
+        if not isinstance(counter, cls):
+            counter = cls()
+            access.session.customer_sync_api_counter = counter  # type: ignore[attr-defined]
+            access.session.hooks.setdefault("response", []).append(counter)
+        counter.take()
+        return counter
+
+
 class SalesforceAccounts:
     def __init__(self, access: SalesforceAccess, read_fields: Sequence[str], integration_user_id: str):
         self.access = access
@@ -55,6 +87,25 @@ class SalesforceAccounts:
             raise LookupError("Salesforce's token response named no user (no identity URL): set "
                               "SYNC_INTEGRATION_USER_ID to the integration user's Id")
         return user_id
+
+    @staticmethod
+    def check_mapping(access: SalesforceAccess, mapping: SyncMapping) -> None:
+        """Every mapped Account field exists (and is writable where the sync writes it): one describe call.
+        MappingError names each bad entry."""
+        describe = access.request("GET", f"sobjects/{SOBJECT}/describe")
+        fields = {f["name"]: f for f in describe.get("fields", [])}
+        problems = []
+        for index, field in enumerate(mapping.fields):
+            info = fields.get(field.salesforce)
+            label = f"fields[{index}] (salesforce {field.salesforce!r}, erp {field.erp!r})"
+            if info is None:
+                problems.append(f"{label}: Account has no field {field.salesforce}")
+            elif field.direction != "to_erp" and not info.get("updateable", True):
+                problems.append(f"{label}: Account.{field.salesforce} is not updateable")
+        if EXTERNAL_ID not in fields or not fields[EXTERNAL_ID].get("externalId", True):
+            problems.append(f"Account.{EXTERNAL_ID} must exist and be an external id")
+        if problems:
+            raise MappingError(f"mapping file {mapping.source} does not match the org: " + "; ".join(problems))
 
     # -- change queries -------------------------------------------------------------------------------
 

@@ -17,9 +17,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PREFIX = "customer-sync"
 LOCK_ID = f"{PREFIX}#lock"
@@ -76,7 +79,8 @@ class NotClaimed(Exception):
 
 
 class StateStore:
-    def __init__(self, client: Any, table: str, lease_seconds: int = 960, clock: Callable[[], float] = time.time):
+    def __init__(self, client: DynamoDBClient, table: str, lease_seconds: int = 960,
+                 clock: Callable[[], float] = time.time):
         self.db = client
         self.table = table
         self.lease_seconds = lease_seconds  # longer than the worker's timeout: a live worker never loses its lease

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from customer_sync import container
 from customer_sync import handler as sync_handler
 from customer_sync.report import read_report
 
@@ -218,13 +219,11 @@ def stack(salesforce: Emulator, erp: Erp, monkeypatch: pytest.MonkeyPatch, lambd
                         "SYNC_BULK_PART_RECORDS": "1000", "SYNC_BULK_QUERY_PAGE_SIZE": "100",
                         "SYNC_ERP_PAGE_SIZE": "100", "ERP_MAX_ATTEMPTS": "2"}.items():
         monkeypatch.setenv(name, value)
-    sync_handler._settings.cache_clear()
-    sync_handler._clients.cache_clear()
+    container.reset()
     access = get_access()
     access.session.retry = RetryPolicy(base_delay=0.01, max_delay=0.05)  # give up on injected faults fast
     access.bulk.poll = type(access.bulk.poll)(initial=0.02, max_delay=0.1)
     lambda_context.timeout_ms = 900_000
     yield SyncStack(sqs, s3, dynamodb, queue_url, lambda_context)
-    sync_handler._settings.cache_clear()
-    sync_handler._clients.cache_clear()
+    container.reset()
 

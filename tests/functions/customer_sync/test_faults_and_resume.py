@@ -114,9 +114,9 @@ def test_running_out_of_time_hands_over_to_follow_up_invocations(stack, admin, e
     monkeypatch.setattr(engine, "MAX_BULK", 25)
     monkeypatch.setattr(engine, "SF_CHUNK", 40)
     monkeypatch.setenv("SYNC_BULK_PART_RECORDS", "40")
-    from customer_sync import handler
+    from customer_sync import container
 
-    handler._settings.cache_clear()
+    container.reset()
     for n in range(120):
         erp.create(f"ERP {n:03d}", email=f"e{n}@example.com")
     admin.create_many([{"Name": f"SF {n:03d}", "Phone": f"+1 {n}"} for n in range(120)])
@@ -226,9 +226,9 @@ def test_new_erp_customers_are_linked_back_by_bulk_jobs_across_a_hand_over(stack
     pass submits every link exactly once."""
     monkeypatch.setattr(engine, "MAX_BULK", 25)
     monkeypatch.setenv("SYNC_BULK_PART_RECORDS", "40")
-    from customer_sync import handler
+    from customer_sync import container
 
-    handler._settings.cache_clear()
+    container.reset()
     ids = admin.create_many([{"Name": f"SF {n:03d}"} for n in range(120)])
     flag = {"short": False}
     submit = SalesforceAccounts.submit_bulk

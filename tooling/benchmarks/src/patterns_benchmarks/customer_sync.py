@@ -25,7 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[4]
+from patterns_benchmarks.harness import project_dir
+
+ROOT = project_dir()
 for _path in (ROOT / "layers" / "salesforce_access", ROOT / "functions" / "customer_sync"):  # as Lambda imports
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
