@@ -1,6 +1,6 @@
 """Pattern 5's publisher fed bad events, with moto DynamoDB (leases) and the Salesforce emulator.
 
-Documented contract (shipment_status/handler.py, docs/ui-update.md): an invalid EventBridge event makes the
+Documented contract (shipment_status/application.py, docs/ui-update.md): an invalid EventBridge event makes the
 handler raise ``InvalidShipmentEvent`` naming every bad field (Lambda retries it, then its on-failure
 destination keeps it in the DLQ with that message), after a log line and an ``ShipmentEventsInvalid`` metric,
 and without a Salesforce call; the buffered SQS variant reports such a message in ``batchItemFailures`` (the
@@ -57,9 +57,9 @@ def publisher_env(salesforce: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
     monkeypatch.setenv("STATE_TABLE_NAME", "state")
     monkeypatch.setenv("SHIPMENT_LEASE_WAIT_SECONDS", "0.3")
-    publisher._dynamodb.cache_clear()
+    publisher.reset()
     yield salesforce
-    publisher._dynamodb.cache_clear()
+    publisher.reset()
 
 
 def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -18,12 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from shipment_status.models import salesforce_datetime
 from shipment_status.service import Lease
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 KEY_PREFIX = "shipment-status#"
 RETENTION_SECONDS = 90 * 24 * 3600  # kept while a carrier may still send late events for the shipment
@@ -34,7 +38,7 @@ class LeaseStoreUnavailable(RuntimeError):
 
 
 class DynamoDBLeases:
-    def __init__(self, client: Any, table_name: str, owner: str, *, lease_seconds: float,
+    def __init__(self, client: DynamoDBClient, table_name: str, owner: str, *, lease_seconds: float,
                  wait_seconds: float = 3.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep):
         self.client = client
@@ -94,7 +98,7 @@ class DynamoDBLeases:
         publishes the same status once more on a later duplicate delivery.
         """
         update = "REMOVE lease_owner, lease_expires"
-        values: dict[str, Any] = {":owner": {"S": self.owner}}
+        values: dict[str, AttributeValueTypeDef] = {":owner": {"S": self.owner}}
         if published_time is not None:
             update = "SET published_time = :published " + update
             values[":published"] = {"S": salesforce_datetime(published_time)}

@@ -173,12 +173,13 @@ class ShipmentStatusService:
         for change in changes:
             record = current.get(change.tracking_number)
             stored = record.status_updated_at if record else None
+            status = record.status if record else None
             if stored is not None and change.status_time < stored:
-                report.add(change, Result.STALE, f"the record is at {stored.isoformat()} ({record.status})")
+                report.add(change, Result.STALE, f"the record is at {stored.isoformat()} ({status})")
             elif stored is not None and change.status_time == stored:
                 last = leases[change.tracking_number].published_time
-                if record.status != change.status.value:
-                    report.add(change, Result.CONFLICT, f"the record has {record.status} at the same time")
+                if status != change.status.value:
+                    report.add(change, Result.CONFLICT, f"the record has {status} at the same time")
                 elif last is not None and last >= change.status_time:
                     report.add(change, Result.DUPLICATE, "already written and published")
                 else:

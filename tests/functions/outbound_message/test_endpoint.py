@@ -85,9 +85,10 @@ def test_no_ack_when_the_queue_is_unavailable_and_nothing_is_recorded(outbound):
 
 def test_the_ack_comes_only_after_sqs_holds_the_message(outbound, monkeypatch):
     from outbound_message import handler as endpoint
+    from outbound_message.application import Settings
 
     order = []
-    sqs = endpoint.queue()._sqs
+    sqs = endpoint.queue(Settings.from_environment())._sqs
     original = sqs.send_message_batch
 
     def recording_send(**kwargs):
@@ -100,6 +101,56 @@ def test_the_ack_comes_only_after_sqs_holds_the_message(outbound, monkeypatch):
     response = outbound.post(soap_message([("04l5e00000Gx7QzAAJ", contract_fields())]))
     order.append(("answered", response["body"] == ACK))
     assert order == [("queued", 1), ("answered", True)]
+
+
+def refusing_sqs(monkeypatch, refuse):
+    """The endpoint's SQS client, answering `Failed` for the entries `refuse(notification_id)` picks."""
+    from outbound_message import handler as endpoint
+    from outbound_message.application import Settings
+
+    sqs = endpoint.queue(Settings.from_environment())._sqs
+    original = sqs.send_message_batch
+
+    def send(QueueUrl, Entries):  # boto3's parameter names
+        refused = [e for e in Entries if refuse(e["MessageAttributes"]["notification_id"]["StringValue"])]
+        result = original(QueueUrl=QueueUrl, Entries=[e for e in Entries if e not in refused]) \
+            if len(refused) < len(Entries) else {"Successful": []}
+        return {**result, "Failed": [{"Id": e["Id"], "Code": "InternalError", "SenderFault": False} for e in refused]}
+
+    monkeypatch.setattr(sqs, "send_message_batch", send)
+
+
+def test_an_entry_sqs_refuses_once_is_sent_again_and_the_message_acked(outbound, monkeypatch):
+    refusals = {"04l000000000002AAA": 1}
+
+    def refuse(notification_id):
+        left = refusals.get(notification_id, 0)
+        refusals[notification_id] = left - 1
+        return left > 0
+
+    refusing_sqs(monkeypatch, refuse)
+    response = outbound.post(soap_message([("04l000000000001AAA", contract_fields()),
+                                           ("04l000000000002AAA", contract_fields("8005e000001AbCeAAK"))]))
+
+    assert response["body"] == ACK
+    assert sorted(json.loads(m["Body"])["notification_id"] for m in outbound.queued()) == [
+        "04l000000000001AAA", "04l000000000002AAA"]
+
+
+def test_an_entry_sqs_keeps_refusing_means_no_ack_and_the_retry_queues_only_it(outbound, monkeypatch):
+    body = soap_message([("04l000000000001AAA", contract_fields()),
+                         ("04l000000000002AAA", contract_fields("8005e000001AbCeAAK"))])
+    with monkeypatch.context() as patched:
+        refusing_sqs(patched, lambda notification_id: notification_id == "04l000000000002AAA")
+        response = outbound.post(body)
+    assert response["statusCode"] == 500
+    assert "could not be queued" in fault_string(response)
+    assert "04l000000000002AAA" not in response["body"]  # the fault says what failed, not which notifications
+
+    assert outbound.post(body)["body"] == ACK  # Salesforce retries the whole message
+
+    ids = [json.loads(m["Body"])["notification_id"] for m in outbound.queued()]
+    assert sorted(ids) == ["04l000000000001AAA", "04l000000000002AAA"]  # each once: the first was recorded
 
 
 def test_wrong_org_is_refused_and_nothing_queued(outbound):
@@ -168,6 +219,24 @@ def test_dtds_and_entities_are_refused(outbound, attack):
 def test_base64_encoded_bodies_are_read(outbound):
     response = outbound.post(soap_message([("04l5e00000Gx7QzAAJ", contract_fields())]), base64_encoded=True)
     assert response["body"] == ACK
+
+
+def test_a_body_that_is_not_base64_or_too_large_is_a_client_fault(outbound):
+    from outbound_message import handler as endpoint
+
+    from .conftest import api_event
+
+    event = api_event("not base64 at all!")
+    event["isBase64Encoded"] = True
+    broken = endpoint.handler(event, outbound.context_factory())
+    assert broken["statusCode"] == 400
+    assert "not valid base64" in fault_string(broken)
+
+    huge = outbound.post("<a>" + "x" * (6 * 1024 * 1024) + "</a>")
+    assert huge["statusCode"] == 413
+    assert "exceeds" in fault_string(huge)
+    assert "<faultcode>soapenv:Client</faultcode>" in huge["body"]
+    assert outbound.queued() == []
 
 
 def test_the_session_id_is_neither_queued_nor_logged(outbound):

@@ -53,9 +53,9 @@ def state_table(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
     monkeypatch.setenv("STATE_TABLE_NAME", "state")
     monkeypatch.setenv("SHIPMENT_LEASE_WAIT_SECONDS", "0.3")
-    publisher._dynamodb.cache_clear()
+    publisher.reset()
     yield table
-    publisher._dynamodb.cache_clear()
+    publisher.reset()
 
 
 @pytest.fixture

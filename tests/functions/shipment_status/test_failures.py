@@ -13,7 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 from shipment_status import handler as publisher
-from shipment_status.handler import ShipmentUpdateFailed
+from shipment_status.application import ShipmentUpdateFailed
+from shipment_status.leases import DynamoDBLeases
 from shipment_status.models import ShipmentStatusChange
 from shipment_status.salesforce import SalesforceShipments, judge_publish
 from shipment_status.service import PublishOutcomeUnknown
@@ -197,6 +198,47 @@ def test_a_shipment_being_updated_by_another_invocation_is_retried_later(publish
     assert org.shipment(number) is None
 
 
+class FakeTime:
+    """The leases' clock and sleep: sleeping moves the clock, and `on_sleep` plays what happens meanwhile."""
+
+    def __init__(self, on_sleep=lambda slept: None):
+        self.now, self.slept, self.on_sleep = 1_000.0, [], on_sleep
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+        self.on_sleep(self.slept)
+
+
+def _leases(clock: FakeTime, wait_seconds: float) -> DynamoDBLeases:
+    return DynamoDBLeases(boto3.client("dynamodb"), "state", owner="me", lease_seconds=30,
+                          wait_seconds=wait_seconds, clock=lambda: clock.now, sleep=clock.sleep)
+
+
+def test_a_held_lease_is_asked_for_again_with_backoff_until_the_wait_is_over(state_table, tracking):
+    number = tracking()
+    _hold_lease(number, "another-invocation", seconds=10**6)  # the fake clock stays far below its expiry
+    clock = FakeTime()
+
+    assert _leases(clock, wait_seconds=1.0).acquire([number]) == {}
+    assert clock.slept == [0.05, 0.1, 0.2, 0.4]  # the next 0.8 s would end after the wait: given up
+
+
+def test_a_lease_given_back_during_the_wait_is_taken(state_table, tracking):
+    number, free = tracking(), tracking()
+    _hold_lease(number, "another-invocation", seconds=10**6)
+
+    def holder_finishes(slept: list[float]) -> None:
+        if len(slept) == 2:
+            boto3.client("dynamodb").delete_item(TableName="state", Key={"id": {"S": f"shipment-status#{number}"}})
+
+    clock = FakeTime(holder_finishes)
+    held = _leases(clock, wait_seconds=3.0).acquire([number, free])
+
+    assert sorted(held) == sorted([number, free])
+    assert clock.slept == [0.05, 0.1]
+
+
 def test_the_lease_of_a_crashed_invocation_expires(publish, org, tracking):
     number = tracking()
     _hold_lease(number, "crashed-invocation", seconds=-1)
@@ -206,12 +248,29 @@ def test_the_lease_of_a_crashed_invocation_expires(publish, org, tracking):
     assert org.shipment(number)["Status__c"] == "In Transit"
 
 
-def test_two_concurrent_invocations_never_leave_the_older_status(publish, salesforce, org, tracking, monkeypatch):
+def test_two_concurrent_invocations_never_leave_the_older_status(publish, org, tracking, monkeypatch):
     # Without the lease: the older change reads the record, the newer one reads and writes, then the older
-    # one's slow write lands last and moves the shipment back.
+    # one's write lands last and moves the shipment back. Here the older one's write is held until the newer
+    # one has been refused the lease at least once, so the two really overlap (no sleep decides it).
     monkeypatch.setenv("SHIPMENT_LEASE_WAIT_SECONDS", "5")
     number = tracking()
-    salesforce.inject("delay", count=1, method="PATCH", path="Shipment__c", delay_seconds=1.0)
+    older_writing, newer_refused = threading.Event(), threading.Event()
+    upsert, try_lease = SalesforceShipments.upsert, DynamoDBLeases._try
+
+    def held_upsert(self, changes):
+        if any(c.status.value == "In Transit" for c in changes):
+            older_writing.set()
+            assert newer_refused.wait(10), "the newer invocation never asked for the lease"
+        return upsert(self, changes)
+
+    def watched_try(self, tracking_number):
+        lease = try_lease(self, tracking_number)
+        if lease is None and older_writing.is_set():
+            newer_refused.set()
+        return lease
+
+    monkeypatch.setattr(SalesforceShipments, "upsert", held_upsert)
+    monkeypatch.setattr(DynamoDBLeases, "_try", watched_try)
     results: dict[str, object] = {}
 
     def run(name: str, event: dict) -> None:
@@ -223,11 +282,12 @@ def test_two_concurrent_invocations_never_leave_the_older_status(publish, salesf
     older = threading.Thread(target=run, args=("older", status_event(number, "In Transit", minutes=10)))
     newer = threading.Thread(target=run, args=("newer", status_event(number, "Delivered", minutes=20)))
     older.start()
-    time.sleep(0.3)  # the older one has read the record and is writing (slowly)
+    assert older_writing.wait(10), "the older invocation never reached its write"
     newer.start()
-    older.join(10)
-    newer.join(10)
+    older.join(15)
+    newer.join(15)
 
+    assert newer_refused.is_set()
     assert results["older"]["results"] == {"published": 1}, results
     assert results["newer"]["results"] == {"published": 1}, results
     record = org.shipment(number)

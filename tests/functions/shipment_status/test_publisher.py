@@ -7,7 +7,7 @@ import json
 
 import pytest
 from shipment_status import handler as publisher
-from shipment_status.handler import ShipmentUpdateFailed
+from shipment_status.application import ShipmentUpdateFailed
 from shipment_status.models import InvalidShipmentEvent
 
 from .conftest import sf_calls, sf_time, status_event

@@ -103,7 +103,7 @@ def run(events: int = 200) -> dict[str, Any]:
             from stand_ins.logistics import LocalApiGateway, WebhookSink
 
             webhook.reset()
-            publisher._dynamodb.cache_clear()
+            publisher.reset()
             try:
                 with LocalApiGateway(webhook.handler) as gateway, Page(sf, org.token) as page:
                     sink = WebhookSink(f"{gateway.url}/shipments/events", SIGNING_KEY)
@@ -115,7 +115,7 @@ def run(events: int = 200) -> dict[str, Any]:
                               for n in range(events)]
             finally:
                 webhook.reset()
-                publisher._dynamodb.cache_clear()
+                publisher.reset()
     return _figures(events, rounds)
 
 
