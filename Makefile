@@ -12,7 +12,7 @@ SECURITY_VENV := $(VENV)/tools/security
 
 help:
 	@echo "make demo      create .venv/, run all five patterns end to end on the local stack and verify them"
-	@echo "make test      create .venv/, lint, run the whole test suite"
+	@echo "make test      create .venv/, lint (ruff, mypy), run the whole test suite"
 	@echo "make emulator  run the local Salesforce emulator in the foreground"
 	@echo "make local     run the whole stack locally (python -m local up; docs/local-stack.md)"
 	@echo "make bench     run the benchmarks and print their figures (docs/benchmarks.md)"
@@ -39,6 +39,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: lint sam-check security
 	$(BIN)/python -m pytest
