@@ -71,7 +71,7 @@ security-tools: $(SECURITY_VENV)/.installed
 
 security: security-tools
 	$(SECURITY_VENV)/bin/checkov --config-file .checkov.yaml
-	$(SECURITY_VENV)/bin/python tests/security/bandit_gate.py -c .bandit.yaml -r functions layers tooling
+	$(SECURITY_VENV)/bin/python tests/security/bandit_gate.py -c .bandit.yaml -r functions layers tooling/*/src
 
 bench: venv
 	$(BIN)/python -m patterns_benchmarks
