@@ -6,8 +6,11 @@ ErpFailures metric and an "ERP failure" log line naming its code."""
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import pytest
 
 from tests.functions.availability import conftest as availability_fixtures
 
@@ -21,6 +24,17 @@ erp_calls = availability_fixtures.erp_calls
 
 SKUS = [f"SKU-10{n:02d}" for n in range(1, 11)]
 BATCH = {"items": [{"sku": SKUS[n % 10], "quantity": n + 1} for n in range(50)]}  # the largest callout
+
+
+@dataclass
+class ManualClock:
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def warm(invoke, erp) -> None:
@@ -72,12 +86,27 @@ def test_a_dropped_connection_is_retried_and_a_dropping_erp_is_a_503(invoke, con
     assert observed.metrics()["ErpFailures"] == 1
 
 
+@pytest.fixture
+def manual_clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The breaker and the cache on a clock the test moves (built with it on the next cold start)."""
+    from availability import application
+    from availability.breaker import CircuitBreaker
+    from availability.cache import StaleCache
+
+    clock = ManualClock()
+    monkeypatch.setattr(application, "CircuitBreaker", functools.partial(CircuitBreaker, clock=clock))
+    monkeypatch.setattr(application, "StaleCache", functools.partial(StaleCache, clock=clock))
+    application.reset()
+    return clock
+
+
 def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_marked(invoke, configure, erp,
-                                                                                     erp_calls, observed):
+                                                                                     erp_calls, observed,
+                                                                                     manual_clock):
     configure(AVAILABILITY_CACHE_TTL_SECONDS="0.05", AVAILABILITY_STALE_IF_ERROR_SECONDS="60",
               BREAKER_RESET_SECONDS="0.3")
     fresh = invoke("GET", "/products/SKU-1001/availability").body
-    time.sleep(0.1)
+    manual_clock.advance(0.1)  # past the cache's TTL
     erp.go_down()  # connections refused
 
     unknown = invoke("GET", "/products/SKU-1002/availability")  # never read: nothing to fall back on
@@ -95,7 +124,7 @@ def test_erp_down_is_a_fast_503_then_the_circuit_opens_and_stale_answers_are_mar
     assert observed.logs("ERP circuit opened")
 
     erp.come_up()
-    time.sleep(0.35)  # BREAKER_RESET_SECONDS: the next call is the trial that closes the circuit
+    manual_clock.advance(0.35)  # BREAKER_RESET_SECONDS: the next call is the trial that closes the circuit
     answers_everything(invoke)
 
 
