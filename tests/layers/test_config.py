@@ -40,7 +40,7 @@ def test_each_flow_parses_into_its_model() -> None:
     jwt = parse_secret(jwt_doc())
     assert isinstance(jwt, JwtBearerSecret)
     assert jwt.login_url == "https://acme.my.salesforce.com"  # trailing slash dropped
-    assert jwt.api_version == "59.0"
+    assert jwt.api_version == "62.0"  # the default: salesforce/sfdx-project.json's sourceApiVersion
     cc = parse_secret({"flow": "client_credentials", "client_id": "id", "client_secret": CLIENT_SECRET,
                        "login_url": "https://acme.my.salesforce.com"})
     assert isinstance(cc, ClientCredentialsSecret)

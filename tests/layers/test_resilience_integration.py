@@ -21,7 +21,7 @@ from salesforce_access import (
 
 from .conftest import LambdaContext, ManualClock, api_calls
 
-ACCOUNTS = "/services/data/v59.0/sobjects/Account"
+ACCOUNTS = "/services/data/v62.0/sobjects/Account"  # the layer's default version
 
 
 def settle(emu, kind: str) -> None:

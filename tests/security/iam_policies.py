@@ -53,6 +53,19 @@ SALESFORCE_CLIENT = re.compile(r"\b(?:get_access|SalesforceAccess)\b|^\s*(?:from
                                re.MULTILINE)
 SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
+# The S3 actions each boto3 S3 client call needs. A function's role may hold only the S3 actions of the calls its
+# code makes: SAM's S3WritePolicy, for one, adds s3:PutObjectAcl and s3:PutLifecycleConfiguration to s3:PutObject.
+S3_CALL_ACTIONS = {
+    "put_object": {"s3:PutObject"}, "upload_file": {"s3:PutObject"}, "upload_fileobj": {"s3:PutObject"},
+    "create_multipart_upload": {"s3:PutObject"}, "upload_part": {"s3:PutObject"},
+    "complete_multipart_upload": {"s3:PutObject"}, "abort_multipart_upload": {"s3:AbortMultipartUpload"},
+    "get_object": {"s3:GetObject"}, "head_object": {"s3:GetObject"}, "download_file": {"s3:GetObject"},
+    "download_fileobj": {"s3:GetObject"}, "delete_object": {"s3:DeleteObject"}, "delete_objects": {"s3:DeleteObject"},
+    "copy_object": {"s3:GetObject", "s3:PutObject"}, "list_objects": {"s3:ListBucket"},
+    "list_objects_v2": {"s3:ListBucket"}, "head_bucket": {"s3:ListBucket"},
+}
+S3_CALL = re.compile(r"\.(?:(" + "|".join(S3_CALL_ACTIONS) + r")\(|get_paginator\(\s*[\"'](\w+)[\"'])")
+
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
@@ -110,6 +123,14 @@ class Function:
         if self.code_dir is None or not self.code_dir.is_dir():
             return None
         return any(SALESFORCE_CLIENT.search(path.read_text()) for path in self.code_dir.rglob("*.py"))
+
+    def s3_actions(self) -> set[str] | None:
+        """The S3 actions the function's code needs, from the S3 client calls it makes (None: no code to read)."""
+        if self.code_dir is None or not self.code_dir.is_dir():
+            return None
+        calls = {name for path in self.code_dir.rglob("*.py") for match in S3_CALL.finditer(path.read_text())
+                 for name in match.groups() if name}
+        return {action for call in calls for action in S3_CALL_ACTIONS.get(call, set())}
 
 
 def functions(template: dict[str, Any], code_uri: dict[str, str], root: Path) -> dict[str, Function]:
@@ -219,6 +240,14 @@ def reach_problems(function: Function, role: dict[str, Any], parameters: set[str
                 elif name not in function.uses:
                     problems.append(f"{where}: {sorted(actions)} on {name}, which the function neither names in "
                                     "its environment nor has as an event source or destination")
+    needed = function.s3_actions()
+    if needed is not None:
+        for policy_name, statement in statements(role):
+            granted = {str(a) for a in as_list(statement.get("Action", []))
+                       if str(a).startswith("s3:")} if statement.get("Effect") == "Allow" else set()
+            for action in sorted(granted - needed):
+                problems.append(f"{function.logical_id} ({policy_name}): grants {action}, which its code never "
+                                f"needs (its S3 calls need {sorted(needed) or 'nothing'})")
     if SALESFORCE_SECRET in parameters and function.talks_to_salesforce() is False:
         reached = {name for _, s in statements(role) if s.get("Effect") == "Allow"
                    for name in references(s.get("Resource"))}

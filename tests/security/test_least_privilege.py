@@ -69,6 +69,9 @@ def test_sqs_consumers_read_only_their_own_queue_through_inline_policies(transla
     "SendsElsewhereFunction (SendsElsewhereFunctionRolePolicy0): ['sqs:SendMessage*'] on QueueB, which the "
     "function neither names",
     "UnnamedSecretFunction (UnnamedSecretFunctionRolePolicy0): ['secretsmanager:GetSecretValue'] on OtherSecretArn",
+    "S3WriteTemplateFunction (S3WriteTemplateFunctionRolePolicy0): grants s3:PutObjectAcl, which its code never needs",
+    "S3WriteTemplateFunction (S3WriteTemplateFunctionRolePolicy0): grants s3:PutLifecycleConfiguration, which its "
+    "code never needs",
     "SalesforceSecretWithoutClientFunction: may read SalesforceSecretArn but its code never uses a Salesforce client",
     "WildcardsFunctionRole/WildcardsFunctionRolePolicy0: grants s3:GetObject on '*', any resource",
     "WildcardsFunctionRole/WildcardsFunctionRolePolicy0: grants sqs:*",

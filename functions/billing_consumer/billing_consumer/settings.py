@@ -7,7 +7,7 @@ from pydantic import Field
 from billing_consumer.billing import BillingSettings
 from edge_kit.settings import EnvironmentSettings
 
-DEFAULT_IDEMPOTENCY_TTL = 8 * 24 * 3600  # longer than Salesforce retries an Outbound Message (up to 7 days)
+DEFAULT_IDEMPOTENCY_TTL = 30 * 24 * 3600  # outlives a DLQ redrive (2 x 14 days) and Salesforce retries (24 h)
 
 
 class Settings(EnvironmentSettings):

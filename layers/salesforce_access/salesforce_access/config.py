@@ -20,7 +20,7 @@ from salesforce_access.errors import ConfigurationError
 from salesforce_access.redaction import register_secret
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
-DEFAULT_API_VERSION = "59.0"
+DEFAULT_API_VERSION = "62.0"  # the version salesforce/sfdx-project.json deploys the metadata with
 DEFAULT_SECRET_MAX_AGE = 300
 FLOWS = ("jwt_bearer", "client_credentials", "username_password")
 
