@@ -406,3 +406,56 @@ def test_the_schedule_firing_twice(stack, admin, erp, observed):
     completed(stack, first["run_id"])
     in_step_and_written_once(admin, erp)
     assert observed.metrics()["SyncOverlapsRefused"] == 1
+
+
+# -- the worker killed -------------------------------------------------------------------------------------------
+
+
+class Killed(BaseException):
+    """The worker process dies here: no except clause of the function sees it, as with kill -9."""
+
+
+def test_the_worker_killed_in_the_middle_of_the_run(stack, admin, erp, monkeypatch, observed):
+    """Killed after phase 1 committed: the lock and the run stay as they were and the step message in flight.
+    A start while the heartbeat is fresh is refused; five minutes after it (the state table's clock moved, not
+    waited for) the next start takes the run over and it completes with each record written once; the crashed
+    step's message, back later, claims nothing."""
+    from customer_sync.erp import ErpCustomers
+
+    clock = {"now": 1_800_000_000.0}
+    container.runs().store.clock = lambda: clock["now"]
+    stack.sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": "1260"})
+    seed(admin, erp)
+    calls = {"n": 0}
+    bulk_upsert = ErpCustomers.bulk_upsert
+
+    def killed_once(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Killed
+        return bulk_upsert(self, *args, **kwargs)
+
+    monkeypatch.setattr(ErpCustomers, "bulk_upsert", killed_once)
+    first = stack.start()
+    [crashed] = stack.receive()
+    with pytest.raises(Killed):
+        stack.deliver(crashed)
+
+    clock["now"] += 60
+    assert stack.start()["status"] == "skipped"
+    clock["now"] += 300
+    second = stack.start()
+    stack.drain()
+
+    assert (second["status"], second["run_id"]) == ("resumed", first["run_id"])
+    assert second["recovered_step"] == 0
+    completed(stack, first["run_id"])
+    in_step_and_written_once(admin, erp)
+    [line] = observed.logs("customer sync run recovered")
+    assert (line["run_id"], line["crashed_step"], line["recovered_by"]) == (first["run_id"], 0, "start")
+    stack.sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=crashed["ReceiptHandle"],
+                                        VisibilityTimeout=0)
+    stack.drain()
+    in_step_and_written_once(admin, erp)
+    metrics = observed.metrics()
+    assert (metrics["SyncRunsRecovered"], metrics["SyncOverlapsRefused"], metrics["SyncDuplicateMessages"]) == (1, 1, 1)

@@ -60,7 +60,8 @@ def erp() -> ErpCustomers:
 @functools.cache
 def runs() -> SyncRuns:
     config, aws = settings(), clients()
-    return SyncRuns(config, StateStore(aws.dynamodb, config.state_table), StepQueue(aws.sqs, config.queue_url),
+    store = StateStore(aws.dynamodb, config.state_table, lease_seconds=config.lock_ttl_seconds)
+    return SyncRuns(config, store, StepQueue(aws.sqs, config.queue_url),
                     report=lambda: Report(aws.s3, config.report_bucket), erp=erp,
                     access=lambda context: get_access().bind(context))
 

@@ -4,14 +4,17 @@ the run state, the step queue and the report. No Lambda decorators and no AWS cl
 adapters) are handed in by customer_sync.container.
 
 - ``start``: check the mapping against the org, take the run lock, resume the unfinished run or plan a new
-  window, and queue its first step. Refuses while another run holds the lock.
+  window, and queue its first step. Refuses while another run holds the lock. A run whose worker stopped
+  beating (crashed, killed) is taken over: logged as "customer sync run recovered", counted, resumed.
 - ``work``: claim the step a message names (a duplicate delivery claims nothing), run the engine within the
-  invocation's time, and then hand over (checkpoint, queue the next step), pause (keep the last checkpoint,
-  release the lock: the next start resumes) or complete (summary, release the lock).
+  invocation's time while a heartbeat renews the step's lease and the lock, and then hand over (checkpoint,
+  queue the next step), pause (keep the last checkpoint, release the lock: the next start resumes) or
+  complete (summary, release the lock). A step whose lease another invocation took stops without a write.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,7 +36,7 @@ from .events import StartRequest, StepMessage
 from .mapping import MappingError, load_mapping
 from .report import Report
 from .salesforce import ApiCallCounter, SalesforceAccounts, sf_watermark
-from .state import LockHeld, NotClaimed, RunState, StateStore
+from .state import Claim, LeaseLost, LockHeld, NotClaimed, RunState, StateStore
 from .steps import StepQueue
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 # Faults the run expects and survives: it pauses at its last checkpoint and the next start resumes it.
 EXPECTED_FAULTS = (AllocationExhausted, SalesforceError, ErpUnavailable, ErpRejected, LockHeld, MappingError,
                    LayerConfigurationError, ConfigurationError)
+HEARTBEATS_PER_LEASE = 5  # a live worker beats five times per lease: a lapsed lease means five missed beats
 SUMMARY_COUNTERS = ("read", "created", "updated", "deleted", "failed", "skipped", "conflicts", "api_calls")
 
 
@@ -76,6 +80,7 @@ class SyncRuns:
     access: Callable[[LambdaContext], SalesforceAccess]  # the layer's access, bound to this invocation
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
+    heartbeat_seconds: float | None = None  # None: SYNC_LOCK_TTL_SECONDS / HEARTBEATS_PER_LEASE (tests: shorter)
 
     # -- start ----------------------------------------------------------------------------------------------
 
@@ -109,12 +114,26 @@ class SyncRuns:
             raise
 
     def _resume(self, run: RunState) -> dict[str, Any]:
+        crashed = run.status in ("queued", "running")  # unfinished, not paused, and its lock lapsed: no worker beats
+        crashed_step = run.step
+        last_heartbeat = self.store.last_heartbeat(run.run_id) if crashed else None  # the requeue replaces it
         if not self.store.requeue(run):
-            return {"status": "skipped", "reason": "another start resumed the run", "run_id": run.run_id}
+            return {"status": "skipped", "reason": "another invocation resumed the run", "run_id": run.run_id}
+        if crashed:
+            self._recovered(run, crashed_step, last_heartbeat, by="start")
         self.steps.send(run.run_id, run.step)
         logger.info("customer sync resumed", extra={"run_id": run.run_id, "phase": run.phase, "step": run.step})
         metrics.add_metric(name="SyncRunsResumed", unit=MetricUnit.Count, value=1)
-        return {"status": "resumed", "run_id": run.run_id, "step": run.step}
+        answer: dict[str, Any] = {"status": "resumed", "run_id": run.run_id, "step": run.step}
+        return answer | {"recovered_step": crashed_step} if crashed else answer
+
+    def _recovered(self, run: RunState, step: int, last_heartbeat: int | None, *, by: str) -> None:
+        """A crashed worker left the run: say so once, with what it was doing (the alarm is on the metric)."""
+        logger.error("customer sync run recovered", extra={
+            "run_id": run.run_id, "crashed_step": step, "phase": run.phase, "checkpoint": run.checkpoint,
+            "last_heartbeat": datetime.fromtimestamp(last_heartbeat, UTC).isoformat() if last_heartbeat else None,
+            "recovered_by": by})
+        metrics.add_metric(name="SyncRunsRecovered", unit=MetricUnit.Count, value=1)
 
     def _open(self, run_id: str, request: StartRequest, access: SalesforceAccess) -> dict[str, Any]:
         try:
@@ -157,41 +176,92 @@ class SyncRuns:
     def work(self, message: StepMessage, context: LambdaContext) -> None:
         """Run the step `message` names, unless another invocation took it (a duplicate or stale message)."""
         try:
-            run = self.store.claim(message.run_id, message.step)
+            claim = self.store.claim(message.run_id, message.step)
         except NotClaimed:
             logger.info("duplicate or stale sync message ignored", extra=message.model_dump())
             metrics.add_metric(name="SyncDuplicateMessages", unit=MetricUnit.Count, value=1)
             return
-        _Step(self, run, context).execute()
+        if claim.recovered is not None:  # SQS redelivered the step of a worker that died: this one takes it over
+            self._recovered(claim.run, claim.run.step, claim.recovered, by="step message redelivered")
+        _Step(self, claim, context).execute()
+
+
+class Heartbeat:
+    """Renews the step's lease and the run lock every `every` seconds on a daemon thread while the step runs.
+    A thread rather than the checkpoints: a live step may wait minutes between checkpoints (a Bulk job, an
+    outside system's timeouts and retries), while a killed worker stops beating at once. `lost` is set when
+    another invocation took the step over; the step checks it at its next checkpoint or time check."""
+
+    def __init__(self, beat: Callable[[], None], every: float):
+        self.beat, self.every = beat, every
+        self.lost: LeaseLost | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="customer-sync-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()  # never left running into the next (frozen) invocation
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.beat()
+            except LeaseLost as exc:
+                self.lost = exc
+                return
+            except Exception as exc:  # a passing DynamoDB failure: the lease outlasts several missed beats
+                logger.warning("customer sync heartbeat failed", extra={"error": type(exc).__name__})
+
+    def check(self) -> None:
+        if self.lost is not None:
+            raise self.lost
 
 
 class _Step:
     """One claimed step of a run, in one invocation: the engine's checkpoints and how the step ends."""
 
-    def __init__(self, runs: SyncRuns, run: RunState, context: LambdaContext):
-        self.runs, self.run, self.context = runs, run, context
+    def __init__(self, runs: SyncRuns, claim: Claim, context: LambdaContext):
+        self.runs, self.run, self.token, self.context = runs, claim.run, claim.token, context
+        run = claim.run
         self.settings, self.store = runs.settings, runs.store
         self.snapshot = run.to_json()  # the last committed checkpoint: what a pause keeps
         self.access = runs.access(context)
         self.counter = ApiCallCounter.on(self.access)
         self.report = runs.report()
         self.last = runs.monotonic()
+        every = runs.heartbeat_seconds or self.settings.lock_ttl_seconds / HEARTBEATS_PER_LEASE
+        self.heartbeat = Heartbeat(lambda: self.store.heartbeat(run.run_id, self.token), every)
 
     def save(self, current: RunState) -> None:
         """The engine's checkpoint: report lines first (a crash may repeat a line, never lose one), then the run."""
+        self.heartbeat.check()
         current.count("api_calls", self.counter.take())
         now = self.runs.monotonic()
         current.elapsed_seconds += now - self.last
         self.last = now
         if self.report.flush(current.run_id, current.report_parts + 1):
             current.report_parts += 1
-        self.store.save(current)
+        self.store.save(current, self.token)
         self.snapshot = current.to_json()
 
     def time_left(self) -> float:
+        self.heartbeat.check()
         return self.context.get_remaining_time_in_millis() / 1000 - self.settings.time_reserve_seconds
 
     def execute(self) -> None:
+        try:
+            with self.heartbeat:
+                self._execute()
+        except LeaseLost as exc:  # another invocation resumed the run from the last checkpoint: leave it to it
+            logger.warning("customer sync step stopped: another invocation took the run over",
+                           extra={"run_id": self.run.run_id, "step": self.run.step, "error": str(exc)})
+            metrics.add_metric(name="SyncLeasesLost", unit=MetricUnit.Count, value=1)
+
+    def _execute(self) -> None:
         run, settings = self.run, self.settings
         try:
             self.store.acquire_lock(run.run_id, settings.lock_ttl_seconds)  # renew for this invocation
@@ -207,6 +277,8 @@ class _Step:
             )
             run.invocations += 1
             SyncEngine(ctx, run).execute()
+        except LeaseLost:
+            raise
         except (OutOfTime, BudgetExhausted):
             self._hand_over()
             return
@@ -222,7 +294,7 @@ class _Step:
         """Checkpoint, then the next step on the queue: a follow-up invocation continues from here."""
         run, step = self.run, self.run.step
         self.save(run)
-        self.store.hand_over(run, "queued")
+        self.store.hand_over(run, "queued", self.token)
         self.runs.steps.send(run.run_id, run.step)
         logger.info("customer sync continues in a follow-up invocation",
                     extra={"run_id": run.run_id, "step": step, "phase": run.phase, "checkpoint": run.checkpoint})
@@ -233,7 +305,7 @@ class _Step:
         run = RunState.from_json(self.snapshot)
         run.pause_reason = f"{type(exc).__name__}: {exc}"[:500]
         run.count("api_calls", self.counter.take())
-        self.store.hand_over(run, "paused")
+        self.store.hand_over(run, "paused", self.token)
         self.store.release_lock(run.run_id)
         extra = {"run_id": run.run_id, "phase": run.phase, "reason": run.pause_reason, "counters": run.counters}
         if expected:
@@ -253,7 +325,7 @@ class _Step:
             "invocations": run.invocations, **counts,
         }
         summary["report"] = self.report.summary(run.run_id, summary)
-        self.store.hand_over(run, "completed")
+        self.store.hand_over(run, "completed", self.token)
         self.store.release_lock(run.run_id)
         logger.info("customer sync run completed", extra={"summary": summary})
         for name in SUMMARY_COUNTERS[:-1]:

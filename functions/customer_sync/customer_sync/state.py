@@ -2,11 +2,13 @@
 
 Items (partition key ``id``):
 
-- ``customer-sync#lock``: the run that may write now, until ``expires_at`` (a crashed run's lock lapses);
+- ``customer-sync#lock``: the run that may write now, until ``expires_at``: the last heartbeat of its worker
+  plus the lease (``SYNC_LOCK_TTL_SECONDS``), so a crashed run's lock lapses minutes after its last beat;
 - ``customer-sync#watermarks``: ``salesforce`` (SystemModstamp) and ``erp`` (updated_at) of the last
   window synced completely;
 - ``customer-sync#current``: the unfinished run, which the next start resumes instead of starting afresh;
-- ``customer-sync#run#<run_id>``: the run: status, step, lease and the JSON checkpoint.
+- ``customer-sync#run#<run_id>``: the run: status, step, the claiming invocation's token and lease (renewed by
+  its heartbeat), and the JSON checkpoint.
 
 Every transition is a conditional write, so two invocations can never both believe they own a run.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,12 +81,26 @@ class NotClaimed(Exception):
     """This message's step was already taken by another invocation (a duplicate delivery)."""
 
 
+class LeaseLost(Exception):
+    """This invocation no longer owns its step: its lease lapsed and another invocation took the run over."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A step taken by one invocation: its token guards every later write of that invocation; `recovered` holds
+    the last heartbeat of a crashed invocation whose step this claim took over (None for a queued step)."""
+
+    run: RunState
+    token: str
+    recovered: int | None = None
+
+
 class StateStore:
-    def __init__(self, client: DynamoDBClient, table: str, lease_seconds: int = 960,
+    def __init__(self, client: DynamoDBClient, table: str, lease_seconds: int = 300,
                  clock: Callable[[], float] = time.time):
         self.db = client
         self.table = table
-        self.lease_seconds = lease_seconds  # longer than the worker's timeout: a live worker never loses its lease
+        self.lease_seconds = lease_seconds  # renewed by the worker's heartbeat: a live worker never loses its lease
         self.clock = clock
 
     # -- lock ---------------------------------------------------------------------------------------
@@ -95,7 +112,7 @@ class StateStore:
             self.db.put_item(
                 TableName=self.table,
                 Item={"id": {"S": LOCK_ID}, "owner": {"S": run_id}, "expires_at": {"N": str(now + ttl_seconds)},
-                      "expiration": {"N": str(now + ttl_seconds + 86400)}},
+                      "heartbeat_at": {"N": str(now)}, "expiration": {"N": str(now + ttl_seconds + 86400)}},
                 ConditionExpression="attribute_not_exists(id) OR expires_at < :now OR #o = :run",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":now": {"N": str(now)}, ":run": {"S": run_id}},
@@ -124,6 +141,35 @@ class StateStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def heartbeat(self, run_id: str, token: str) -> None:
+        """The worker is alive: its step's lease and the run lock last another `lease_seconds` from now.
+        LeaseLost if the step is no longer this invocation's (its lease lapsed and another took it over)."""
+        now = int(self.clock())
+        values = {":now": {"N": str(now)}, ":until": {"N": str(now + self.lease_seconds)}}
+        try:
+            self.db.update_item(
+                TableName=self.table, Key={"id": {"S": run_item_id(run_id)}},
+                UpdateExpression="SET lease_until = :until, heartbeat_at = :now",
+                ConditionExpression="claim_token = :token AND #st = :running",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=values | {":token": {"S": token}, ":running": {"S": "running"}})
+            self.db.update_item(
+                TableName=self.table, Key={"id": {"S": LOCK_ID}},
+                UpdateExpression="SET expires_at = :until, heartbeat_at = :now, expiration = :expiration",
+                ConditionExpression="#o = :run", ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=values | {":run": {"S": run_id},
+                                                    ":expiration": {"N": str(now + self.lease_seconds + 86400)}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LeaseLost(f"run {run_id}: this invocation's step was taken over") from None
+            raise
+
+    def last_heartbeat(self, run_id: str) -> int | None:
+        """When the run's last worker last showed it was alive (None if no worker ever claimed a step)."""
+        item = self.db.get_item(TableName=self.table, Key={"id": {"S": run_item_id(run_id)}},
+                                ConsistentRead=True).get("Item") or {}
+        return int(item["heartbeat_at"]["N"]) if "heartbeat_at" in item else None
 
     # -- watermarks ---------------------------------------------------------------------------------
 
@@ -176,20 +222,22 @@ class StateStore:
                                 ConsistentRead=True).get("Item")
         return RunState.from_json(item["state"]["S"]) if item else None
 
-    def claim(self, run_id: str, step: int) -> RunState:
+    def claim(self, run_id: str, step: int) -> Claim:
         """Take step `step` of the run for this invocation: the run must be queued at that step, or running
-        it under an expired lease (the invocation that took it died). NotClaimed otherwise."""
-        now = int(self.clock())
+        it under a lapsed lease (the invocation that took it died: no heartbeat for `lease_seconds`).
+        NotClaimed otherwise."""
+        now, token = int(self.clock()), uuid.uuid4().hex
         try:
-            self.db.update_item(
+            old = self.db.update_item(
                 TableName=self.table, Key={"id": {"S": run_item_id(run_id)}},
-                UpdateExpression="SET #st = :running, lease_until = :lease",
+                UpdateExpression="SET #st = :running, lease_until = :lease, heartbeat_at = :now, claim_token = :token",
                 ConditionExpression="step = :step AND (#st = :queued OR (#st = :running AND lease_until < :now))",
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues={":running": {"S": "running"}, ":queued": {"S": "queued"},
                                            ":step": {"N": str(step)}, ":now": {"N": str(now)},
-                                           ":lease": {"N": str(now + self.lease_seconds)}},
-            )
+                                           ":lease": {"N": str(now + self.lease_seconds)}, ":token": {"S": token}},
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise NotClaimed(f"run {run_id} step {step} is not waiting for a worker") from None
@@ -198,56 +246,79 @@ class StateStore:
         if run is None:  # pragma: no cover - the update above proved it exists
             raise NotClaimed(f"run {run_id} vanished")
         run.status = "running"
-        return run
+        recovered = None
+        if old.get("status", {}).get("S") == "running":  # a crashed invocation's step, taken over
+            recovered = int(old.get("heartbeat_at", old.get("lease_until", {"N": "0"}))["N"])
+        return Claim(run, token, recovered)
 
-    def save(self, run: RunState) -> None:
-        """Persist progress of a run this invocation owns (status running at the same step)."""
-        self.db.put_item(
-            TableName=self.table, Item=self._run_item(run, lease=True),
-            ConditionExpression="step = :step AND #st = :running",
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues={":step": {"N": str(run.step)}, ":running": {"S": "running"}},
-        )
+    def save(self, run: RunState, token: str) -> None:
+        """Persist progress of a run this invocation owns (its claim, running at the same step). The lease is the
+        heartbeat's alone (renewed with the lock, so a lapsed lock always means a lapsed lease). LeaseLost if
+        another invocation took the step over."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key={"id": {"S": run_item_id(run.run_id)}},
+                UpdateExpression="SET #state = :state",
+                ConditionExpression="claim_token = :token AND step = :step AND #st = :running",
+                ExpressionAttributeNames={"#st": "status", "#state": "state"},
+                ExpressionAttributeValues={":state": {"S": run.to_json()}, ":token": {"S": token},
+                                           ":step": {"N": str(run.step)}, ":running": {"S": "running"}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LeaseLost(f"run {run.run_id}: step {run.step} was taken over by another invocation") from None
+            raise
 
-    def hand_over(self, run: RunState, status: str) -> None:
+    def hand_over(self, run: RunState, status: str, token: str) -> None:
         """End this invocation's ownership: queued for the next step, paused or completed."""
         previous = run.step
         if status == "queued":
             run.step += 1
         run.status = status
-        self.db.put_item(TableName=self.table, Item=self._run_item(run),
-                         ConditionExpression="step = :step AND #st = :running",
-                         ExpressionAttributeNames={"#st": "status"},
-                         ExpressionAttributeValues={":step": {"N": str(previous)}, ":running": {"S": "running"}})
+        self._put_owned(self._run_item(run), previous, token)
         if status == "completed":
             self.db.delete_item(TableName=self.table, Key={"id": {"S": CURRENT_ID}},
                                 ConditionExpression="run_id = :run",
                                 ExpressionAttributeValues={":run": {"S": run.run_id}})
 
+    def _put_owned(self, item: dict[str, Any], step: int, token: str) -> None:
+        try:
+            self.db.put_item(TableName=self.table, Item=item,
+                             ConditionExpression="claim_token = :token AND step = :step AND #st = :running",
+                             ExpressionAttributeNames={"#st": "status"},
+                             ExpressionAttributeValues={":step": {"N": str(step)}, ":running": {"S": "running"},
+                                                        ":token": {"S": token}})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LeaseLost(f"run {item['id']['S']}: step {step} was taken over by another invocation") from None
+            raise
+
     def requeue(self, run: RunState) -> bool:
-        """The starter resumes an unfinished run (paused, or abandoned by a dead worker): queued at the next
-        step, so messages of the old step claim nothing. False if another start resumed it first."""
+        """The starter resumes an unfinished run (paused, or abandoned by a dead worker whose lease lapsed): queued
+        at the next step, so messages of the old step claim nothing. False if another start (or a redelivered
+        step message) took the run first: the condition on the old step and its lease lets only one win."""
         previous = run.step
         run.step += 1
         run.status = "queued"
         run.pause_reason = None
         try:
             self.db.put_item(TableName=self.table, Item=self._run_item(run),
-                             ConditionExpression="step = :step AND #st <> :completed",
+                             ConditionExpression="step = :step AND #st <> :completed AND (#st = :paused OR "
+                                                 "attribute_not_exists(lease_until) OR lease_until < :now)",
                              ExpressionAttributeNames={"#st": "status"},
                              ExpressionAttributeValues={":step": {"N": str(previous)},
-                                                        ":completed": {"S": "completed"}})
+                                                        ":completed": {"S": "completed"}, ":paused": {"S": "paused"},
+                                                        ":now": {"N": str(int(self.clock()))}})
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
-    def _run_item(self, run: RunState, lease: bool = False) -> dict[str, Any]:
+    def _run_item(self, run: RunState) -> dict[str, Any]:
+        """The item of a run no invocation owns (queued, paused, completed): no claim, no lease."""
         item = {"id": {"S": run_item_id(run.run_id)}, "status": {"S": run.status}, "step": {"N": str(run.step)},
                 "state": {"S": run.to_json()}}
-        if lease:
-            item["lease_until"] = {"N": str(int(self.clock()) + self.lease_seconds)}
+        now = int(self.clock())
         if run.status == "completed":
-            item["expiration"] = {"N": str(int(self.clock()) + RETENTION_SECONDS)}
+            item["expiration"] = {"N": str(now + RETENTION_SECONDS)}
         return item

@@ -163,17 +163,21 @@ class SyncStack:
         if not messages:
             return None
         message = messages[0]
+        result = self.deliver(message, context)
+        if not result.get("batchItemFailures"):
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return result
+
+    def deliver(self, message: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """Hand one received message to the worker (without deleting it, as when the worker dies)."""
         event = {"Records": [{
             "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
             "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x",
                            "ApproximateFirstReceiveTimestamp": "0"},
             "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
             "eventSourceARN": f"arn:aws:sqs:eu-west-1:123456789012:{QUEUE}", "awsRegion": "eu-west-1"}]}
-        result = sync_handler.work(event, context or self.lambda_context)
-        if not result.get("batchItemFailures"):
-            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         self.invocations.append(json.loads(message["Body"]))
-        return result
+        return dict(sync_handler.work(event, context or self.lambda_context))
 
     def drain(self, context_factory: Callable[[], Any] | None = None, limit: int = 200) -> int:
         """Run the worker until the queue is empty; returns the number of worker invocations."""
