@@ -295,3 +295,78 @@ def test_the_same_event_delivered_twice_and_an_older_one_late(lambda_async, sale
     assert (metrics["ShipmentChangesPublished"], metrics["ShipmentChangesDuplicate"],
             metrics["ShipmentChangesStale"]) == (1, 1, 1)
     assert [r["result"] for r in observed.logs("shipment change")] == ["published", "duplicate", "stale"]
+
+
+# -- the order link: a fact every event may carry, whatever the order of arrival ---------------------------------
+
+
+def _order(org: Any, tracking: Any) -> tuple[str, str]:
+    account = org.create("Account", {"Name": "Order Link Reliability"})
+    number = f"WEB-{tracking()}"
+    return org.create("Order", {"AccountId": account, "EffectiveDate": "2025-03-01", "Status": "Draft",
+                                "Ecommerce_Order_Number__c": number}), number
+
+
+def test_an_older_event_with_the_order_after_a_newer_one_links_it_and_is_counted(lambda_async, org, page, tracking,
+                                                                                 observed):
+    # Issue 16: the older event used to be dropped as stale with its order number (no error, metric or DLQ).
+    order, order_number = _order(org, tracking)
+    number = tracking()
+
+    lambda_async.invoke(status_event(number, "Out for Delivery", minutes=120))
+    lambda_async.invoke(status_event(number, "In Transit", minutes=60, order_number=order_number))
+    lambda_async.invoke(status_event(number, "In Transit", minutes=60, order_number=order_number))  # again
+
+    record = org.shipment(number)
+    assert (record["Status__c"], record["Order__c"]) == ("Out for Delivery", order)
+    shown_once(org, page, number, "Out for Delivery")
+    metrics = observed.metrics()
+    assert (metrics["ShipmentChangesPublished"], metrics["ShipmentChangesLinked"],
+            metrics["ShipmentChangesStale"]) == (1, 1, 1)
+    assert [r["result"] for r in observed.logs("shipment change")] == ["published", "linked", "stale"]
+    assert lambda_async.errors == []
+    assert lambda_async.dead_letters() == []
+
+
+def test_an_order_number_that_conflicts_with_the_link_is_counted_and_never_written(lambda_async, org, tracking,
+                                                                                  observed):
+    order, order_number = _order(org, tracking)
+    _, other_number = _order(org, tracking)
+    number = tracking()
+
+    lambda_async.invoke(status_event(number, "Picked Up", minutes=10, order_number=order_number))
+    lambda_async.invoke(status_event(number, "Delivered", minutes=90, order_number=other_number))
+
+    record = org.shipment(number)
+    assert (record["Status__c"], record["Order__c"]) == ("Delivered", order)
+    assert observed.metrics()["ShipmentOrderConflicts"] == 1
+    [conflict] = observed.logs("order number conflicts")
+    assert (conflict["level"], conflict["order_number"], conflict["linked_order_number"]) == (
+        "WARNING", other_number, order_number)
+    assert lambda_async.errors == []
+
+
+def test_a_busy_shipment_fails_the_older_message_that_carried_its_order_too(salesforce, state_table, org, page,
+                                                                           tracking, observed, lambda_context):
+    # In the buffered variant the older message is superseded by the newer one; if the newer one cannot be
+    # applied now (here: another invocation holds the lease), the older one must come back with it, or its order
+    # number would be deleted from the queue and the redelivered newer one would link nothing.
+    order, order_number = _order(org, tracking)
+    number = tracking()
+    batch = sqs_batch([status_event(number, "Delivered", minutes=90),
+                       status_event(number, "Picked Up", minutes=10, order_number=order_number),
+                       status_event(number, "In Transit", minutes=30)])
+    lease = {"id": {"S": f"shipment-status#{number}"}}
+    boto3.client("dynamodb").put_item(TableName="state", Item={
+        **lease, "lease_owner": {"S": "another-invocation"}, "lease_expires": {"N": "99999999999"}})
+
+    assert publisher.sqs_handler(batch, lambda_context) == {
+        "batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}  # m2 carried nothing: done
+    boto3.client("dynamodb").delete_item(TableName="state", Key=lease)  # the other invocation finished
+    redelivered = {"Records": [r for r in batch["Records"] if r["messageId"] in ("m0", "m1")]}
+    assert publisher.sqs_handler(redelivered, lambda_context) == {"batchItemFailures": []}
+
+    record = org.shipment(number)
+    assert (record["Status__c"], record["Order__c"]) == ("Delivered", order)
+    shown_once(org, page, number, "Delivered")
+    assert observed.metrics()["ShipmentChangesBusy"] == 2

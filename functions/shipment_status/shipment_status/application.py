@@ -126,6 +126,11 @@ def _apply(changes: Sequence[ShipmentStatusChange], context: LambdaContext) -> R
         report = build_service(context).apply(changes)
     for result, count in report.counts().items():
         metrics.add_metric(name=f"ShipmentChanges{result.title()}", unit=MetricUnit.Count, value=count)
+    for conflict in report.order_conflicts:  # the link is kept: someone must decide which order is right
+        metrics.add_metric(name="ShipmentOrderConflicts", unit=MetricUnit.Count, value=1)
+        logger.warning("order number conflicts with the shipment's order; the link is kept", extra={
+            "tracking_number": conflict.tracking_number, "order_number": conflict.order_number,
+            "linked_order_number": conflict.linked_order_number})
     for outcome in report.outcomes:
         if outcome.result is Result.UNKNOWN:
             logger.warning("publish outcome unknown; the retry publishes again, the page may receive it twice",

@@ -73,8 +73,9 @@ class ShipmentStatusChange(BaseModel):
             raise ValueError("must be a time from 2000-01-01T00:00:00Z on, convertible to UTC")
         return utc
 
-    def shipment_fields(self, *, link_order: bool = True) -> dict[str, Any]:
-        """The Shipment__c record, keyed by Tracking_Number__c for an upsert."""
+    def shipment_fields(self, order_number: str | None = None) -> dict[str, Any]:
+        """The Shipment__c record, keyed by Tracking_Number__c for an upsert; ``Order__r`` only when the service
+        decided to link `order_number` (the record has no order yet), never to move a shipment between orders."""
         fields: dict[str, Any] = {
             "Name": self.tracking_number,
             "Tracking_Number__c": self.tracking_number,
@@ -83,22 +84,33 @@ class ShipmentStatusChange(BaseModel):
         }
         if self.carrier:
             fields["Carrier__c"] = self.carrier
-        if link_order and self.order_number:
-            fields["Order__r"] = {"Ecommerce_Order_Number__c": self.order_number}
+        if order_number:
+            fields.update(order_link_fields(self.tracking_number, order_number))
         return fields
 
-    def event_fields(self) -> dict[str, Any]:
-        """The Shipment_Status__e platform event a subscribed page receives."""
+    def event_fields(self, order_number: str | None = None) -> dict[str, Any]:
+        """The Shipment_Status__e platform event a subscribed page receives; `order_number` is the shipment's
+        order when the service knows it (the record's link, or one an earlier event carried), else the change's."""
         fields: dict[str, Any] = {
             "Tracking_Number__c": self.tracking_number,
             "Status__c": self.status.value,
             "Status_Time__c": salesforce_datetime(self.status_time),
         }
         for name, value in (("Carrier__c", self.carrier), ("Location__c", self.location),
-                            ("Order_Number__c", self.order_number)):
+                            ("Order_Number__c", order_number or self.order_number)):
             if value:
                 fields[name] = value
         return fields
+
+
+def order_link_fields(tracking_number: str, order_number: str) -> dict[str, Any]:
+    """Only the link: what an older change still contributes to a record it may not move back."""
+    return {"Tracking_Number__c": tracking_number, "Order__r": {"Ecommerce_Order_Number__c": order_number}}
+
+
+def same_order_number(first: str, second: str) -> bool:
+    """External ids match case-insensitively in Salesforce (Ecommerce_Order_Number__c is not case-sensitive)."""
+    return first.casefold() == second.casefold()
 
 
 def dedup_key(change: ShipmentStatusChange) -> str:
@@ -126,8 +138,16 @@ class ShipmentStatusEvent(EventBridgeModel):
     detail: ShipmentStatusChange
 
 
+class LinkedOrder(BaseModel):
+    """``Order__r`` as a SOQL row nests it: the linked Order's e-commerce number (None if it has none)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    order_number: str | None = Field(default=None, alias="Ecommerce_Order_Number__c")
+
+
 class ShipmentRecord(BaseModel):
-    """What Salesforce holds for a shipment now (the fields the ordering rule reads)."""
+    """What Salesforce holds for a shipment now (the fields the ordering rule and the order link read)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
@@ -135,6 +155,17 @@ class ShipmentRecord(BaseModel):
     tracking_number: str = Field(alias="Tracking_Number__c")
     status: str | None = Field(default=None, alias="Status__c")
     status_updated_at: datetime | None = Field(default=None, alias="Status_Updated_At__c")
+    order_id: str | None = Field(default=None, alias="Order__c")
+    order: LinkedOrder | None = Field(default=None, alias="Order__r")
+
+    @property
+    def linked(self) -> bool:
+        return self.order_id is not None
+
+    @property
+    def order_number(self) -> str | None:
+        """The linked Order's e-commerce number; None when unlinked or the Order has no number."""
+        return self.order.order_number if self.order else None
 
 
 class InvalidShipmentEvent(ValueError):

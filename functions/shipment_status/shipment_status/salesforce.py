@@ -5,11 +5,11 @@ re-authentication could not fix, the request limit) propagate as the layer's typ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from shipment_status.models import ShipmentRecord, ShipmentStatusChange
-from shipment_status.service import PublishOutcomeUnknown, PublishResult, WriteFailure
+from shipment_status.models import ShipmentRecord, ShipmentStatusChange, order_link_fields
+from shipment_status.service import PublishOutcomeUnknown, PublishResult, ShipmentWrite, WriteFailure
 
 if TYPE_CHECKING:
     from salesforce_access import RecordResult, SalesforceAccess
@@ -49,6 +49,12 @@ def _unknown_order(result: RecordResult) -> bool:
     return any(e.status_code == "INVALID_FIELD" and "Foreign key external ID" in e.message for e in result.errors)
 
 
+def _fields(write: ShipmentWrite) -> dict[str, Any]:
+    if write.change is not None:
+        return write.change.shipment_fields(write.order_number)
+    return order_link_fields(write.tracking_number, write.order_number or "")  # link-only: the service names one
+
+
 class SalesforceShipments:
     def __init__(self, access: SalesforceAccess):
         self.access = access
@@ -58,30 +64,43 @@ class SalesforceShipments:
 
         records: dict[str, ShipmentRecord] = {}
         for start in range(0, len(tracking_numbers), CHUNK):
-            query = soql("SELECT Id, Tracking_Number__c, Status__c, Status_Updated_At__c FROM Shipment__c "
-                         "WHERE Tracking_Number__c IN {numbers}", numbers=list(tracking_numbers[start:start + CHUNK]))
+            query = soql("SELECT Id, Tracking_Number__c, Status__c, Status_Updated_At__c, Order__c, "
+                         "Order__r.Ecommerce_Order_Number__c FROM Shipment__c WHERE Tracking_Number__c IN {numbers}",
+                         numbers=list(tracking_numbers[start:start + CHUNK]))
             for row in self.access.query(query):
                 record = ShipmentRecord.model_validate(row)
                 records[record.tracking_number.upper()] = record
         return records
 
-    def upsert(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, WriteFailure]:
-        """Upsert by Tracking_Number__c (a PATCH: safe for the layer to retry). A shipment whose order is not
-        in Salesforce yet is written without the Order__c link rather than lost."""
-        results = self.access.collections.upsert(SHIPMENT, EXTERNAL_ID, [c.shipment_fields() for c in changes])
-        unlinked = [c for c, r in zip(changes, results, strict=True) if not r.success and _unknown_order(r)]
-        failures = {c.tracking_number: _failure(r) for c, r in zip(changes, results, strict=True) if not r.success}
+    def upsert(self, writes: Sequence[ShipmentWrite]) -> dict[str, WriteFailure]:
+        """Upsert by Tracking_Number__c (a PATCH: safe for the layer to retry), status writes and link-only writes
+        in one call. A status whose order is not in Salesforce yet is written again without the Order__c link
+        rather than lost; a link-only write whose order is unknown has nothing else to write."""
+        results = self.access.collections.upsert(SHIPMENT, EXTERNAL_ID, [_fields(w) for w in writes])
+        failures: dict[str, WriteFailure] = {}
+        unlinked: list[ShipmentWrite] = []
+        for write, result in zip(writes, results, strict=True):
+            if result.success:
+                continue
+            if write.order_number and _unknown_order(result):
+                if write.change is not None:
+                    unlinked.append(write)
+                    continue
+                failures[write.tracking_number] = WriteFailure(
+                    f"order {write.order_number} is not in Salesforce yet: not linked", permanent=True,
+                    order_unknown=True)
+            else:
+                failures[write.tracking_number] = _failure(result)
         if unlinked:
             retried = self.access.collections.upsert(
-                SHIPMENT, EXTERNAL_ID, [c.shipment_fields(link_order=False) for c in unlinked])
-            for change, result in zip(unlinked, retried, strict=True):
-                if result.success:
-                    failures.pop(change.tracking_number, None)
-                else:
-                    failures[change.tracking_number] = _failure(result)
+                SHIPMENT, EXTERNAL_ID, [_fields(ShipmentWrite(w.tracking_number, w.change)) for w in unlinked])
+            for write, result in zip(unlinked, retried, strict=True):
+                if not result.success:
+                    failures[write.tracking_number] = _failure(result)
         return failures
 
-    def publish(self, changes: Sequence[ShipmentStatusChange]) -> dict[str, PublishResult]:
+    def publish(self, changes: Sequence[ShipmentStatusChange],
+                order_numbers: Mapping[str, str] | None = None) -> dict[str, PublishResult]:
         """All events in one sObject Collections create (up to 200 per call), each judged on its own.
 
         A create is never replayed by the layer: a timeout or a dropped connection after sending (OutcomeUnknown),
@@ -90,7 +109,8 @@ class SalesforceShipments:
         from salesforce_access import OutcomeUnknown, ServiceUnavailable
 
         try:
-            results = self.access.collections.create(EVENT, [c.event_fields() for c in changes])
+            results = self.access.collections.create(
+                EVENT, [c.event_fields((order_numbers or {}).get(c.tracking_number)) for c in changes])
         except OutcomeUnknown as exc:
             raise PublishOutcomeUnknown(f"no answer to the publish ({type(exc).__name__})") from exc
         except ServiceUnavailable as exc:

@@ -257,11 +257,11 @@ def test_two_concurrent_invocations_never_leave_the_older_status(publish, org, t
     older_writing, newer_refused = threading.Event(), threading.Event()
     upsert, try_lease = SalesforceShipments.upsert, DynamoDBLeases._try
 
-    def held_upsert(self, changes):
-        if any(c.status.value == "In Transit" for c in changes):
+    def held_upsert(self, writes):
+        if any(w.change is not None and w.change.status.value == "In Transit" for w in writes):
             older_writing.set()
             assert newer_refused.wait(10), "the newer invocation never asked for the lease"
-        return upsert(self, changes)
+        return upsert(self, writes)
 
     def watched_try(self, tracking_number):
         lease = try_lease(self, tracking_number)
