@@ -18,7 +18,7 @@ FAULTS = [
     "Session expiry in the middle of work", "Salesforce 503", "UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED",
     "Slow answers past the timeouts", "Dropped connections", "ERP / billing / logistics down",
     "The invocation running out of time in the middle of a batch", "SQS redelivery",
-    "The same event delivered twice",
+    "The same event delivered twice", "A worker killed in the middle of its work",
 ]
 REFERENCE = re.compile(r"`(tests/[\w/]+\.py)::(\w+)(?:\[[^\]]*\])?`")
 
