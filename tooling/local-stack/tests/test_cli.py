@@ -66,6 +66,7 @@ def test_up_serves_fires_and_stops_on_ctrl_c(tmp_path):
         fired = _run("fire", "NightlySchedule", "--url", summary["api_url"])
         assert fired.returncode == 0, fired.stderr
         assert json.loads(fired.stdout)["ok"] is True
+        assert json.loads(fired.stdout)["outcome"] == {"idle": True}  # it waited for what the schedule started
         missing = _run("fire", "Nope", "--url", summary["api_url"])
         assert missing.returncode == 1
     finally:
@@ -115,3 +116,16 @@ def test_ctrl_c_with_a_function_busy_stops_everything_at_once_and_quietly(tmp_pa
     assert "KeyboardInterrupt" not in stderr
     assert "Traceback" not in stderr
     assert replies[0].status_code == 502  # the caller got an answer, not a hang
+
+
+def test_sign_prints_the_signature_headers_of_a_sample_event_with_a_given_key(monkeypatch):
+    done = _run("sign", "orders", "--key", "k" * 32, "--api-key", "given", "--url", "http://127.0.0.1:1",
+                "--body", "events/orders-post.json", "-o", "headers")
+    assert done.returncode == 0, done.stderr
+    headers = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert set(headers) == {"X-Signature-Timestamp", "X-Signature"}
+    monkeypatch.syspath_prepend(str(ROOT / "layers" / "salesforce_access"))
+    from edge_kit.signatures import verify
+
+    body = json.loads((ROOT / "events" / "orders-post.json").read_text())["body"].encode()
+    verify(headers, body, ["k" * 32])  # the edge kit accepts what `sign` printed

@@ -133,14 +133,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2
 
 def seed(demo: Demo) -> None:
     """Products and price book entries in Salesforce (the orders need them), a known stock level in the ERP."""
+    from local.seed import seed_products  # the local stack's seeding, as `python -m local up` does it
+
     story = demo.story
     story.print()
     story.print("Seeding the systems")
-    pricebook = demo.query("SELECT Id FROM Pricebook2 WHERE IsStandard = true")[0]["Id"]
-    for sku, name in SKUS.items():
-        product = demo.sf.Product2.create({"Name": name, "ProductCode": sku, "IsActive": True})
-        demo.sf.PricebookEntry.create({"Pricebook2Id": pricebook, "Product2Id": product["id"],
-                                       "UnitPrice": float(PRICES[sku]), "IsActive": True})
+    seed_products(demo.info, {sku: (name, PRICES[sku]) for sku, name in SKUS.items()})
     story.step(f"Salesforce: products {', '.join(SKUS)} with standard price book entries "
                f"({', '.join(f'{s} {p}' for s, p in PRICES.items())})")
     erp = demo.stand_in("erp")
@@ -688,12 +686,15 @@ def ui_update(demo: Demo) -> None:
     story.check("nothing in the publisher's dead-letter queue",
                 demo.queue_depth("ShipmentStatusDeadLetterQueue") == 0)
     published = results.count("published")
+    # A "busy" invocation found another one updating the shipment, wrote nothing and failed, so Lambda's
+    # asynchronous retry delivered the same event again: it is not an event of its own.
+    settled = [r for r in results if r != "busy"]
     calls = seen[0]
     story.check(f"only the {published} newer statuses reached Salesforce (one upsert and one event each); "
                 "the late and the duplicate event wrote nothing",
                 published == len(statuses) and calls.get("POST composite/sobjects") == published
                 and calls.get("PATCH composite/sobjects/Shipment__c/Tracking_Number__c") == published
-                and len(results) == len(sending), f"publisher results {results}, calls {dict(calls)}")
+                and len(settled) == len(sending), f"publisher results {results}, calls {dict(calls)}")
     demo.facts["ui_update"] = {"tracking_number": TRACKING_NUMBER, "sent": len(sending), "ui_received": statuses,
                                "shipment": shipment, "salesforce_api_calls": sf_calls,
                                "publisher_results": results}

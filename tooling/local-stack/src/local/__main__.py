@@ -2,7 +2,9 @@
 
     python -m local up [--port 3000]                       # everything, until Ctrl-C
     python -m local invoke FUNCTION -e events/FILE.json     # one invocation, like `sam local invoke`
-    python -m local fire SCHEDULE                           # fire a schedule of the running stack now
+    python -m local fire SCHEDULE                           # fire a schedule now, wait for and print the outcome
+    python -m local seed                                    # seed the running stack (up does it at start-up)
+    python -m local sign orders|orders-async|webhook        # a signed request for the running stack (curl)
     python -m local put-events FILE.json                    # PutEvents on the running stack
     python -m local status                                  # the running stack's URLs, routes and schedules
     python -m local demo                                    # all five patterns end to end, verified (make demo)
@@ -71,7 +73,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     state_file = stack.project_root / STATE
     try:
+        from local.seed import local_credentials, seed_stack
+
         summary = stack.summary()
+        if not args.no_seed:
+            try:
+                summary["seeded"] = seed_stack(stack)
+            except Exception as exc:  # the stack still runs; the banner says what is missing
+                summary["seeded"] = {"error": f"{type(exc).__name__}: {exc}"}
+        summary["local_credentials"] = local_credentials(stack)
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps({"api_url": summary["api_url"], "pid": os.getpid()}))
         if args.json:
@@ -105,7 +115,37 @@ def _banner(s: dict[str, Any]) -> str:
         lines += [f"  {name}: {what}" for name, what in s["schedules"].items()]
     if s["problems"]:
         lines += ["", "Not wired locally:"] + [f"  - {p}" for p in s["problems"]]
+    seeded = s.get("seeded")
+    if seeded:
+        lines += ["", "Seeded (python -m local seed does it again):"]
+        lines += [f"  could not seed: {seeded['error']}"] if "error" in seeded else \
+            [f"  Salesforce: Product2 + standard price book entries for {', '.join(seeded['salesforce_products'])}",
+             "  ERP: its catalogue and stock as the stand-in starts (the same SKUs)"]
+    if s.get("local_credentials"):
+        lines += ["", *_credential_lines(s["local_credentials"])]
     return "\n".join(lines) + "\n"
+
+
+def _credential_lines(c: dict[str, Any]) -> list[str]:
+    sf = c["salesforce"]
+    rows = [("x-api-key (API-key routes)", c["api_key"]["value"])]
+    if "order_signing_key" in c:
+        rows.append(("order signing key (/orders)", c["order_signing_key"]))
+    rows += [(f"{name.removesuffix('_signing_key')} signing key (/shipments/events)", value)
+             for name, value in c.items() if name.endswith("_signing_key") and name != "order_signing_key"]
+    rows += [(f"{name.removesuffix('_api_key')} stand-in API key (X-Api-Key)", value)
+             for name, value in c.items() if name.endswith("_api_key")]
+    rows += [("Salesforce instance/login URL", sf["instance_url"]),
+             ("Salesforce CA bundle", sf["ca_bundle"]),
+             ("Salesforce client id", sf["client_id"]),
+             ("Salesforce client secret", sf["client_secret"]),
+             ("Salesforce admin login", f"{sf['admin']['username']} / {sf['admin']['password']}"),
+             ("Salesforce integration login", f"{sf['integration']['username']} / {sf['integration']['password']}"),
+             ("Salesforce integration JWT key", sf["integration"]["jwt_private_key_file"])]
+    width = max(len(label) for label, _ in rows)
+    return ["LOCAL-ONLY credentials (generated at this start, valid only against this local stack):",
+            *[f"  {label:<{width}}  {value}" for label, value in rows],
+            "Sign a request with them: python -m local sign orders|orders-async|webhook (prints the curl command)"]
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -161,9 +201,49 @@ def _control(args: argparse.Namespace, method: str, path: str, body: Any = None)
 
 
 def cmd_fire(args: argparse.Namespace) -> int:
-    status, data = _control(args, "POST", f"schedules/{args.schedule}/fire")
+    """Fire, then wait for what the function started (the customer sync's run) and print it; 1 if it failed."""
+    path = f"schedules/{args.schedule}/fire"
+    if not args.no_wait:
+        path += f"?wait=outcome&timeout={max(args.timeout - 5, 1):g}"
+    status, data = _control(args, "POST", path)
     print(json.dumps(data, indent=2))
     return 0 if status == 200 else 1
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    status, data = _control(args, "POST", "seed")
+    print(json.dumps(data, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from local.signing import ROUTES, SignatureUsage, signed_request
+
+    route = ROUTES[args.route]
+    credentials: dict[str, Any] = {}
+    if not args.key or not args.api_key:
+        status, credentials = _control(args, "GET", "credentials")
+        if status != 200:
+            print(f"the running stack did not give its keys: {credentials}", file=sys.stderr)
+            return 1
+    try:
+        request = signed_request(route, _state_file(args.template).parent.parent, credentials, body_file=args.body,
+                                 key=args.key, api_key=args.api_key, url=args.url or _running_url(args))
+    except SignatureUsage as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    try:
+        print(request.render(args.output), flush=True)
+    except BrokenPipeError:  # e.g. `| head -1`: the reader has what it wanted; no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _running_url(args: argparse.Namespace) -> str:
+    state_file = _state_file(args.template)
+    if state_file.exists():
+        return str(json.loads(state_file.read_text())["api_url"])
+    return "http://127.0.0.1:3000"
 
 
 def cmd_put_events(args: argparse.Namespace) -> int:
@@ -212,12 +292,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="another entry point in the function's code (module.function)")
     invoke.set_defaults(handler=cmd_invoke)
 
-    for name, handler, helptext in (("fire", cmd_fire, "fire a schedule of the running stack now"),
+    up.add_argument("--no-seed", action="store_true", help="start empty: no products in Salesforce")
+
+    from local.signing import ROUTES
+
+    for name, handler, helptext in (("fire", cmd_fire, "fire a schedule of the running stack now, wait for and "
+                                                       "print the outcome (exit 1 if the run failed)"),
                                     ("put-events", cmd_put_events, "PutEvents (a JSON list of entries)"),
-                                    ("status", cmd_status, "the running stack's summary")):
+                                    ("status", cmd_status, "the running stack's summary"),
+                                    ("seed", cmd_seed, "seed the running stack (products and price book entries)"),
+                                    ("sign", cmd_sign, "sign a request for POST /orders, /orders/async or "
+                                                       "/shipments/events with the local key (prints curl)")):
         p = sub.add_parser(name, help=helptext)
         if name == "fire":
             p.add_argument("schedule", help="the schedule's name, as `python -m local up` lists it")
+            p.add_argument("--no-wait", action="store_true", help="print the function's answer only, without "
+                                                                  "waiting for the run it started")
+        if name == "sign":
+            p.add_argument("route", choices=sorted(ROUTES), help="which signed route")
+            p.add_argument("--body", "-b", help="the body to sign: a JSON file, or a sample API event (its body "
+                                                "is signed); default: the route's sample in events/")
+            p.add_argument("--key", help="the signing key (default: the running stack's)")
+            p.add_argument("--api-key", help="the x-api-key (default: the running stack's)")
+            p.add_argument("--output", "-o", choices=("curl", "headers", "json"), default="curl",
+                           help="a complete curl command (default), the two signature headers, or JSON")
         if name == "put-events":
             p.add_argument("file", help="JSON: [{Source, DetailType, Detail, EventBusName}, ...]")
         p.add_argument("--url", help="the running stack's API URL (default: the one `up` recorded)")

@@ -41,6 +41,11 @@ from .mapping import TemplateError, render, render_gateway_response
 from .template import REGION, RestApi, StackModel
 
 MAX_PAYLOAD = 10 * 1024 * 1024
+# The listen backlog: connections the kernel holds while the server's thread is busy accepting. Python's
+# default of 5 resets or stalls callers once a few dozen connect at once; 100 concurrent callers are the
+# local stack's sizing target (docs/local-stack.md, "Concurrency"), so this leaves room for bursts above it
+# (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 1024
 
 # Gateway response types: default status, message and x-amzn-ErrorType.
 RESPONSE_TYPES = {
@@ -102,8 +107,9 @@ class ApiGateway:
     """Routes and request handling; `serve()` puts it on an HTTP port."""
 
     def __init__(self, model: StackModel, invoke: Callable[[str, Any], Any], sqs_client: Callable[[], Any],
-                 api_key: str | None = None):
+                 api_key: str | None = None, log_sink: Callable[[str, str], None] | None = None):
         self.model = model
+        self.log_sink = log_sink
         self.invoke = invoke
         self.sqs_client = sqs_client
         self.api_key = api_key or secrets.token_urlsafe(30)
@@ -232,8 +238,7 @@ class ApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
                          name="local-apigateway").start()
         return self
@@ -331,11 +336,17 @@ class ApiGateway:
                 box["exception"] = exc
             done.set()
 
+        started = time.monotonic()
         threading.Thread(target=run, daemon=True, name=f"apigw-{request_id[:8]}").start()
         if not done.wait(route.timeout_ms / 1000):
+            self._report(route, request_id, started, f"504 integration timeout (TimeoutInMillis {route.timeout_ms}; "
+                                                     "the function keeps running)")
             return self.gateway_response(route.api, "INTEGRATION_TIMEOUT", request_id)
         result = box.get("result")
         if result is None or not result.ok:
+            why = f"the stack could not invoke it: {box.get('exception')}" if result is None else \
+                str(result.error.get("errorType"))
+            self._report(route, request_id, started, f"502 integration failure ({why})")
             return self.gateway_response(route.api, "INTEGRATION_FAILURE", request_id)
         reply = proxy_reply(result.payload)
         if reply is None:
@@ -343,6 +354,12 @@ class ApiGateway:
         reply.headers.setdefault("x-amzn-RequestId", [request_id])
         reply.headers.setdefault("x-amz-apigw-id", [_apigw_id()])
         return reply
+
+    def _report(self, route: Route, request_id: str, started: float, what: str) -> None:
+        """One line for every request API Gateway answered with a 5xx of its own, under the function's name."""
+        if self.log_sink is not None and route.function is not None:
+            self.log_sink(route.function, f"[local] API Gateway {route.method} {route.path}: {what}; waited "
+                                          f"{time.monotonic() - started:.2f} s; request {request_id}")
 
     def _service(self, route: Route, method: str, lower: dict[str, str], body: bytes,
                  params: dict[str, dict[str, str]], context: dict[str, Any], request_id: str) -> Reply:
@@ -471,6 +488,24 @@ class ApiGateway:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, a backlog sized for the concurrency target."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A caller that hung up before its answer is one line, not a traceback; anything else as before."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            print(f"[local] API Gateway: the caller {client_address[0]}:{client_address[1]} closed the connection "
+                  f"before its answer ({type(error).__name__})", file=sys.stderr, flush=True)
+            return
+        super().handle_error(request, client_address)
 
 
 def gateway_responses(api: RestApi) -> dict[str, dict[str, Any]]:

@@ -34,6 +34,13 @@ from typing import Any
 WORKER = Path(__file__).with_name("worker.py")
 PASS_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")  # never proxies or credentials
 STOP_GRACE_SECONDS = 1.0  # how long a stopping worker may take to exit before it is killed
+# The pool of a function without ReservedConcurrentExecutions (docs/local-stack.md, "Concurrency"): enough
+# execution environments for 100 concurrent callers, but never more than half the machine's available memory
+# holds at WORKER_MEMORY_MB each (the order API's environment, with boto3, Powertools and pydantic imported,
+# peaks at about 70 MB resident; the rest is room for what an invocation allocates), and never fewer than 10.
+DEFAULT_CONCURRENCY = 100
+MIN_CONCURRENCY = 10
+WORKER_MEMORY_MB = 100
 LogSink = Callable[[str, str], None]  # (function logical id, one line of its output)
 
 
@@ -67,8 +74,28 @@ class FunctionSpec:
     timeout_seconds: float
     memory_mb: int
     environment: dict[str, str]
-    max_concurrency: int = 10
+    max_concurrency: int = MIN_CONCURRENCY
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def available_memory_mb(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """MemAvailable in MB (Linux); None where the machine does not say."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def default_concurrency(available_mb: int | None = None) -> int:
+    """Execution environments per function when the template reserves none: sized for 100 concurrent callers,
+    bounded by memory (half of what is available, WORKER_MEMORY_MB each), at least MIN_CONCURRENCY."""
+    memory = available_memory_mb() if available_mb is None else available_mb
+    if memory is None:
+        return DEFAULT_CONCURRENCY
+    return max(MIN_CONCURRENCY, min(DEFAULT_CONCURRENCY, memory // 2 // WORKER_MEMORY_MB))
 
 
 class Worker:
@@ -235,6 +262,8 @@ class FunctionRunner:
         try:
             worker = self._take(started + timeout)
         except TimeoutError as exc:
+            self.report(f"invocation refused: TooManyRequestsException (all {self.spec.max_concurrency} execution "
+                        f"environments busy)", started, request_id)
             return InvocationResult(request_id, error={"errorType": "TooManyRequestsException",
                                                        "errorMessage": str(exc)})
         result = InvocationResult(request_id)
@@ -247,6 +276,8 @@ class FunctionRunner:
                 init = worker.wait_init(max(10.0, timeout))
                 result.init_ms = worker.init_ms
                 if init is None:
+                    self.report("invocation failed: Runtime.ExitError (the execution environment exited or hung "
+                                "during init)", started, request_id)
                     worker.stop()
                     result.error = {"errorType": "Runtime.ExitError",
                                     "errorMessage": "the execution environment exited or hung during init"}
@@ -257,6 +288,9 @@ class FunctionRunner:
             result.duration_ms = round((time.time() - begin) * 1000, 1)
             if answer is None or answer.get("_ended"):
                 exited = answer is not None
+                self.report("invocation failed: Runtime.ExitError (the process exited)" if exited else
+                            f"invocation timed out: Sandbox.Timedout (Timeout {timeout:g} s; the environment is "
+                            "killed, the next invocation is a cold start)", started, request_id)
                 worker.process.kill()
                 worker.stop()
                 result.error = ({"errorType": "Runtime.ExitError",
@@ -275,6 +309,11 @@ class FunctionRunner:
             return result
         finally:
             self._give_back(worker)
+
+    def report(self, what: str, started: float, request_id: str) -> None:
+        """One line for an invocation the stack refused or cut short: which function, why, how long it waited."""
+        self.sink(self.spec.logical_id, f"[local] {what}; waited {time.time() - started:.2f} s; "
+                                        f"request {request_id}")
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """End every worker: idle ones by closing their input, busy ones by SIGTERM; whatever is left after

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from .apigw import ApiGateway, Reply, sign_headers
 from .aws import MotoServer, Provisioner
 from .cfn import ACCOUNT_ID
 from .project import find_template
-from .runtime import FunctionRunner, FunctionSpec, InvocationResult, LogSink, default_sink
+from .runtime import FunctionRunner, FunctionSpec, InvocationResult, LogSink, default_concurrency, default_sink
 from .services import SALESFORCE_SECRET_NAME, Services, load_wiring, salesforce_schema_files
 from .sources import Activity, AsyncInvoker, Delivery, SqsPoller, TapPoller, schedule_event
 from .template import REGION, STACK_NAME, Function, StackModel, declared_parameters, read_template
@@ -112,17 +113,19 @@ class LocalStack:
                 extra_env[name] = self.services.expand(value)
             except KeyError as exc:
                 self.problems.append(f"environment {name}: {exc} has no local value")
+        pool = default_concurrency()
         for fn in model.functions.values():
             env = {**model.environment(fn.logical_id), **extra_env, **self.moto.environment(), **env_all,
                    **env_by_function.get(fn.logical_id, {})}
             spec = FunctionSpec(fn.logical_id, fn.name, fn.arn, fn.handler, fn.code_uri, fn.layers,
                                 float(fn.timeout), fn.memory, env,
-                                max_concurrency=fn.reserved_concurrency or 10)
+                                max_concurrency=fn.reserved_concurrency or pool)
             self.runners[fn.logical_id] = FunctionRunner(spec, self.log_sink)
 
         self.invoker = AsyncInvoker(self.invoke, lambda: self.moto.client("sqs"), self.activity, self.history,
                                     self._failure_queue_url, self.retry_delays)
-        self.gateway = ApiGateway(model, self.invoke, lambda: self.moto.client("sqs"), self._api_key)
+        self.gateway = ApiGateway(model, self.invoke, lambda: self.moto.client("sqs"), self._api_key,
+                                  log_sink=self.log_sink)
         self.gateway.control = self._control
         self.problems += self.gateway.problems
         if self.start_api:
@@ -334,9 +337,23 @@ class LocalStack:
         try:
             if method == "GET" and parts == ["status"]:
                 return reply(200, self.summary())
+            if method == "GET" and parts == ["credentials"]:  # loopback only: `python -m local sign` reads it
+                from local.seed import local_credentials
+
+                return reply(200, local_credentials(self))
+            if method == "POST" and parts == ["seed"]:
+                from local.seed import seed_stack
+
+                return reply(200, seed_stack(self))
             if method == "POST" and len(parts) == 3 and parts[0] == "schedules" and parts[2] == "fire":
                 result = self.fire_schedule(parts[1])
                 assert result is not None
+                options = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+                if options.get("wait", [""])[-1] == "outcome":  # `python -m local fire`: what the run led to
+                    from local.outcome import follow
+
+                    followed = follow(self, result, float(options.get("timeout", ["600"])[-1]))
+                    return reply(200 if followed["ok"] else 502, followed)
                 return reply(200 if result.ok else 502, {"ok": result.ok, "result": result.to_json()})
             if method == "POST" and parts == ["events"]:
                 entries = json.loads(body or b"[]")
