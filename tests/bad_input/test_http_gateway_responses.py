@@ -1,7 +1,9 @@
 """API Gateway's own answers, rendered by the local stack from template.yaml's GatewayResponses and the
 /contracts/signed request validator: every one is the edge kit's envelope {"error", "message"} and valid JSON,
-even when API Gateway's message holds quotes (a missing property: [... (["account_id"])]). Driven through
-the local stack's public interface only (LocalStack, its api_url, api_key and iam_headers)."""
+even when API Gateway's message holds quotes (a missing property: [... (["account_id"])]). Then, behind the
+gateway, bodies the functions must refuse in the same envelope (not JSON: 415; a quantity that is a string or
+a boolean: 400), never a 500. Driven through the local stack's public interface only (LocalStack, its api_url,
+api_key, iam_headers and secret_value)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from edge_kit.signatures import signed_headers
 from local.stack import LocalStack
 from local.stack.runtime import collecting_sink
 
@@ -30,9 +33,9 @@ def envelope(response: requests.Response) -> dict:
     return body
 
 
-def signed_post(stack: LocalStack, path: str, body: str) -> requests.Response:
+def signed_post(stack: LocalStack, path: str, body: str, content_type: str = "application/json") -> requests.Response:
     url = f"{stack.api_url}{path}"
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     headers.update(stack.iam_headers("POST", url, body, headers))
     return requests.post(url, data=body.encode(), headers=headers, timeout=30)
 
@@ -40,7 +43,9 @@ def signed_post(stack: LocalStack, path: str, body: str) -> requests.Response:
 @pytest.mark.parametrize("body", ['{"account_id": "001000000000001AAA"}',  # missing contract_id: quotes
                                   '{"contract_id": "nope", "account_id": "001000000000001AAA"}',
                                   '{"contract_id": "800000000000001AAA", "account_id": "001000000000001AAA", '
-                                  '"note": "a \\"quoted\\" word"}'])
+                                  '"note": "a \\"quoted\\" word"}',
+                                  '{"contract_id": "800\\"000\\"", "account_id": "001000000000001AAA"}',  # quoted value
+                                  '{}', '[]'])
 def test_a_contract_the_validator_refuses_is_a_json_400_envelope(stack, body):
     response = signed_post(stack, "/contracts/signed", body)
     assert response.status_code == 400
@@ -74,3 +79,37 @@ def test_behind_the_key_the_functions_answer_in_the_same_envelope(stack, path):
     assert response.status_code == 401  # unsigned: the edge kit's signature middleware
     assert envelope(response)["error"] == "unauthorized"
     assert "WWW-Authenticate" in response.headers
+
+
+# -- behind the gateway: bodies the functions refuse ------------------------------------------------------
+
+NOT_JSON = [("text/plain", '{"items": [{"sku": "SKU-1001"}]}'), ("text/plain; charset=utf-8", "SKU-1001"),
+            ("application/x-www-form-urlencoded", "items=SKU-1001"), ("multipart/form-data; boundary=x", "--x--")]
+
+
+@pytest.mark.parametrize(("content_type", "body"), NOT_JSON)
+def test_an_availability_body_that_is_not_json_is_a_415_envelope(stack, content_type, body):
+    response = signed_post(stack, "/availability", body, content_type)
+    assert response.status_code == 415, response.text
+    assert envelope(response)["error"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+@pytest.mark.parametrize("quantity", ['"5"', "true"])
+def test_an_availability_quantity_that_is_not_a_number_is_a_400_naming_it(stack, quantity):
+    body = json.dumps({"items": [{"sku": "SKU-1001", "quantity": json.loads(quantity)}]})
+    response = signed_post(stack, "/availability", body)
+    assert response.status_code == 400, response.text
+    body = envelope(response)
+    assert body["error"] == "INVALID_QUANTITY"
+    assert "items.0.quantity" in body["message"]
+
+
+@pytest.mark.parametrize("path", ["/orders", "/orders/async"])
+@pytest.mark.parametrize(("content_type", "body"), NOT_JSON)
+def test_a_signed_order_body_that_is_not_json_is_a_415_envelope(stack, path, content_type, body):
+    key = json.loads(stack.secret_value("OrderSigningSecret"))["current"]
+    data = body.encode()
+    response = requests.post(f"{stack.api_url}{path}", data=data, timeout=60, headers={
+        "Content-Type": content_type, "x-api-key": stack.api_key, **signed_headers(key, data)})
+    assert response.status_code == 415, response.text
+    assert envelope(response)["error"] == "unsupported_media_type"

@@ -3,6 +3,7 @@
 Every request is authenticated by its HMAC signature before its body is even parsed (401), must be JSON (415),
 then is validated (400 listing every invalid field). Every answer is JSON in the edge kit's error envelope;
 nothing unexpected ever reaches the caller as a stack trace (500 with a reference to the logs instead).
+Each invocation starts with a clean log context (clear_state): one request's order_number never labels the next.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def post_orders_async() -> Response:
     return json_response(202, queue_orders(app.context["raw_body"]))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -3,18 +3,21 @@
 Validation happens at the edge, before anything is written or queued, and reports every invalid field at
 once. Lengths follow the Salesforce fields the values land in, so Salesforce never truncates or refuses a
 value the API accepted. Unknown properties are refused rather than ignored: a misspelt field would
-otherwise be dropped silently.
+otherwise be dropped silently. Numbers are JSON numbers or plain decimal strings (never true, "1e2" or " 5 "),
+and text holds no control characters: a NUL or an escape code would reach Salesforce records, reports and the
+XML of Outbound Messages (XML 1.0 cannot carry them); only multi-line fields keep tabs and line breaks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 MAX_LINES = 200  # one sObject Collections request per order; Salesforce's cap per request
@@ -23,6 +26,34 @@ MAX_BATCH_ORDERS = 500  # per POST /orders/async: validated and queued within AP
 # converted to UTC (0001-01-01T00:00:00+01:00), and before year 1000 its text would not sort in the ledger.
 EARLIEST_UPDATE = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_UPDATE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+# The string form docs/api/orders-openapi.yaml documents; more decimals pass here only as trailing zeros ("19.900"):
+# decimal_places=2 refuses the rest.
+DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, LF, CR allowed
+
+
+def _json_decimal(value: Any) -> Any:
+    """pydantic's lax Decimal also reads " 5 ", "1e2", "+5", "5_0" and other digits than 0-9: not the contract.
+    (Strict mode is no answer: the string form is documented, and queued orders carry it.)"""
+    if isinstance(value, bool) or (isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value)):
+        raise ValueError('must be a JSON number or a decimal string such as "19.90"')
+    return value
+
+
+def _single_line(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters (U+0000 to U+001F, U+007F), tabs and line breaks "
+                         "included")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    if CONTROL_CHARACTERS_BUT_LINE_BREAKS.search(value):
+        raise ValueError("must not contain control characters other than tab, line feed and carriage return")
+    return value
 
 
 def _cents(value: Decimal) -> Decimal:
@@ -34,9 +65,12 @@ def _cents(value: Decimal) -> Decimal:
 # and matches what e-commerce platforms and ERPs issue.
 BusinessKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
                                                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+# Only looked up (quoted in SOQL), never written: any text, an unknown one is a 422 naming it.
 ProductCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2), AfterValidator(_cents)]
-Money = Annotated[Decimal, Field(ge=0, lt=Decimal("1e16"), decimal_places=2), AfterValidator(_cents)]
+Quantity = Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2), BeforeValidator(_json_decimal),
+                     AfterValidator(_cents)]
+Money = Annotated[Decimal, Field(ge=0, lt=Decimal("1e16"), decimal_places=2), BeforeValidator(_json_decimal),
+                  AfterValidator(_cents)]
 
 
 def _plausible_time(value: datetime) -> datetime:
@@ -53,13 +87,16 @@ def _plausible_time(value: datetime) -> datetime:
 UpdateTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 
-# Free text, trimmed, as long as the Salesforce field it lands in (named aliases: type checkers need them).
-Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)]
-Text40 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
-Text80 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80)]
-Text255 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
-Name255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+# Free text, trimmed, as long as the Salesforce field it lands in (named aliases: type checkers need them);
+# one line unless the field is a text area (street, the order's description).
+Text20 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20), AfterValidator(_single_line)]
+Text40 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_single_line)]
+Text80 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=80), AfterValidator(_single_line)]
+Text255 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_single_line)]
+Name255 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+                    AfterValidator(_single_line)]
+Street255 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_multi_line)]
+Text4000 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000), AfterValidator(_multi_line)]
 
 
 class _Strict(BaseModel):
@@ -67,7 +104,7 @@ class _Strict(BaseModel):
 
 
 class Address(_Strict):
-    street: Text255 | None = None
+    street: Street255 | None = None
     city: Text40 | None = None
     postal_code: Text20 | None = None
     country: Text80 | None = None

@@ -22,7 +22,7 @@ from salesforce_access.observability import logger, metrics, tracer
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # keys of a previous invocation never carry over
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

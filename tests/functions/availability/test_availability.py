@@ -103,6 +103,23 @@ def test_malformed_batch_is_400_naming_the_problem(invoke, erp_calls, kwargs, co
     assert erp_calls() == []
 
 
+@pytest.mark.parametrize("quantity", ["5", "", True, False, [5], {"n": 5}, 2.5])
+def test_a_body_quantity_must_be_a_json_number(invoke, erp_calls, quantity):
+    """The body is JSON: "5" is a string and true a boolean, not quantities (only the query string is text)."""
+    reply = invoke("POST", "/availability", body={"items": [{"sku": "SKU-1001"}, {"sku": "SKU-1004",
+                                                                                 "quantity": quantity}]})
+    assert (reply.status, reply.body["error"]) == (400, "INVALID_QUANTITY"), reply.body
+    assert "items.1.quantity" in reply.body["message"]
+    assert erp_calls() == []
+
+
+@pytest.mark.parametrize("quantity", [5, 5.0])
+def test_a_whole_json_number_is_a_quantity(invoke, quantity):
+    reply = invoke("POST", "/availability", body={"items": [{"sku": "SKU-1001", "quantity": quantity}]})
+    assert reply.status == 200, reply.body
+    assert reply.body["results"][0]["requested_quantity"] == 5
+
+
 @pytest.mark.parametrize(("method", "path"), [("GET", "/products"), ("DELETE", "/availability"), ("GET", "/")])
 def test_unknown_routes_are_json_404(invoke, method, path):
     reply = invoke(method, path)

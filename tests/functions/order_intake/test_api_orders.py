@@ -288,10 +288,15 @@ def test_the_ledger_being_unavailable_does_not_fail_orders(salesforce, products,
     assert len(sf_lines(order["order_number"])) == 3
 
 
-def test_a_signed_body_that_is_not_json_is_a_415_and_touches_nothing(salesforce, products, caller, stack):
-    body = json.dumps(make_order(products)).encode()
+@pytest.mark.parametrize("content_type", ["text/csv", "text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_a_signed_body_that_is_not_json_is_a_415_and_touches_nothing(salesforce, products, caller, stack,
+                                                                     content_type):
+    order = make_order(products)
+    form = "&".join(f"{key}={value}" for key, value in order.items() if isinstance(value, str))
+    body = (form if "form" in content_type else json.dumps(order)).encode()
     for path in ("/orders", "/orders/async"):
-        headers = {"Content-Type": "text/csv", **signed_headers(caller.key, body)}
+        headers = {"Content-Type": content_type, **signed_headers(caller.key, body)}
         reply = caller.post(body, path, headers=headers)
         assert (reply.status, reply.body["error"]) == (415, "unsupported_media_type"), path
     assert api_calls(salesforce) == []
