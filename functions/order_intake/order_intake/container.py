@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 AWS_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
+CLAIM_MARGIN_SECONDS = 30  # a claim outlives its writer's deadline by this much, then lapses (a crashed writer)
+
 catalog = ProductCatalog()  # price book entries outlive the invocation
 
 
@@ -52,6 +54,7 @@ def intake_service(context: LambdaContext, max_share: float) -> OrderIntake:
     return OrderIntake(
         ledger=ledger(), salesforce=SalesforceOrders(get_access().bind(context), catalog),
         max_share=max_share, retry=config.retry,
+        claim_seconds=context.get_remaining_time_in_millis() / 1000 + CLAIM_MARGIN_SECONDS,
         on_ledger_error=lambda op: metrics.add_metric(name=f"OrderLedger{op.title()}Errors", unit=MetricUnit.Count,
                                                       value=1),
     )

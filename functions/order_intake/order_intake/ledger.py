@@ -13,6 +13,12 @@ call per key.
 The ledger is an optimisation with a safety net, not the source of truth: if it is unreadable, or its record
 is lost or expired, the order is written again; Salesforce's unique order number makes that an update of
 the same Order, never a second one.
+
+Writers of one order are serialised by a *claim* on its item (``claim_owner``, ``claim_expires``): a writer
+claims the order with a conditional write before calling Salesforce, and a second writer that finds a live
+claim does not write (two concurrent creates would each insert the lines). Recording the written version
+replaces the whole item, which releases the claim; a writer that fails releases it; a crashed writer's claim
+lapses at ``claim_expires`` (its invocation's remaining time plus a margin).
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ def _key(order_number: str) -> str:
     return KEY_PREFIX + order_number.lower()
 
 
-def _entry(item: dict[str, Any]) -> LedgerEntry:
+def _entry(item: dict[str, Any]) -> LedgerEntry | None:
+    if "fingerprint" not in item:  # only a claim: no version written yet
+        return None
     return LedgerEntry(order_number=item["order_number"], fingerprint=item["fingerprint"],
                        account_id=item["account_id"], order_id=item["order_id"],
                        item_ids=tuple(item.get("item_ids") or ()), updated_at=item.get("updated_at"))
@@ -71,6 +79,32 @@ class OrderLedger:
         item = self.table.get_item(Key={"id": _key(order_number)}, ConsistentRead=True).get("Item")
         return _entry(item) if item else None
 
+    def claim(self, order_number: str, owner: str, now: float, expires: float) -> tuple[bool, LedgerEntry | None]:
+        """Claim the order for `owner` unless another live claim holds it; (claimed, the entry now recorded)."""
+        try:
+            response = self.table.update_item(
+                Key={"id": _key(order_number)},
+                UpdateExpression="SET claim_owner = :owner, claim_expires = :expires",
+                ConditionExpression=(Attr("claim_owner").not_exists() | Attr("claim_expires").lt(int(now))
+                                     | Attr("claim_owner").eq(owner)),
+                ExpressionAttributeValues={":owner": owner, ":expires": int(expires) + 1},
+                ReturnValues="ALL_OLD")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False, None
+        old = response.get("Attributes")
+        return True, _entry(old) if old else None
+
+    def release(self, order_number: str, owner: str) -> None:
+        """Drop `owner`'s claim (a no-op if it lapsed and someone else holds the order now)."""
+        try:
+            self.table.update_item(Key={"id": _key(order_number)}, UpdateExpression="REMOVE claim_owner, claim_expires",
+                                   ConditionExpression=Attr("claim_owner").eq(owner))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     def get_many(self, order_numbers: Sequence[str]) -> dict[str, LedgerEntry]:
         """Entries by lower-case order number (BatchGetItem, 100 keys per call, unprocessed keys retried)."""
         found: dict[str, LedgerEntry] = {}
@@ -83,6 +117,8 @@ class OrderLedger:
                 response = client.batch_get_item(RequestItems=request)
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     entry = _entry(item)
+                    if entry is None:
+                        continue
                     found[entry.order_number.lower()] = entry
                 request = response.get("UnprocessedKeys") or {}
                 if not request:

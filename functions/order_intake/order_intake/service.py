@@ -6,6 +6,8 @@ ledger and the Salesforce adapter are passed in (ports), so the rules here read 
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ class RetryAfter:
 class Ledger(Protocol):
     def get(self, order_number: str) -> LedgerEntry | None: ...
     def get_many(self, order_numbers: Sequence[str]) -> dict[str, LedgerEntry]: ...
+    def claim(self, order_number: str, owner: str, now: float, expires: float) -> tuple[bool, LedgerEntry | None]: ...
+    def release(self, order_number: str, owner: str) -> None: ...
     def put_many(self, entries: Sequence[LedgerEntry]) -> None: ...
 
 
@@ -121,6 +125,9 @@ class OrderIntake:
     max_share: float = 0.9  # of the daily API allocation; the async worker is given less
     retry: RetryAfter = field(default_factory=RetryAfter)
     on_ledger_error: Callable[[str], None] = lambda operation: None
+    claim_seconds: float = 60.0  # how long a claim outlives a crash: the invocation's remaining time + a margin
+    clock: Callable[[], float] = time.time
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)  # this invocation's claims
 
     # -- one order (the API) ---------------------------------------------------------------------
 
@@ -131,13 +138,24 @@ class OrderIntake:
         if entry and entry.fingerprint == fingerprint:
             return Outcome(order.order_number, "unchanged", entry.ids())
         if entry and _is_stale(order, entry):
-            raise StaleOrder(f"a newer version of order {order.order_number} (updated_at {entry.updated_at}) "
-                             f"has already been written", order_number=order.order_number)
-        with salesforce_errors(self.retry):
-            self.salesforce.ensure_allocation(self.max_share)
-            prices = self._prices(order.product_codes)
-            old = None if entry is None else self._old_lines(order)
-            written = self._write(order, prices, old)
+            raise _stale(order, entry)
+        claimed, entry = self._claim(order.order_number, entry)
+        if not claimed:
+            raise _busy(order)
+        try:
+            if entry and entry.fingerprint == fingerprint:  # written by the writer we waited for
+                self._release([order.order_number])
+                return Outcome(order.order_number, "unchanged", entry.ids())
+            if entry and _is_stale(order, entry):
+                raise _stale(order, entry)
+            with salesforce_errors(self.retry):
+                self.salesforce.ensure_allocation(self.max_share)
+                prices = self._prices(order.product_codes)
+                old = None if entry is None else self._old_lines(order)
+                written = self._write(order, prices, old)
+        except BaseException:
+            self._release([order.order_number])
+            raise
         self._remember([(order, fingerprint, written)])
         return Outcome(order.order_number, "created" if written.created else "updated", _ids(written))
 
@@ -192,8 +210,36 @@ class OrderIntake:
                 results[key] = Outcome(order.order_number, "stale", entry.ids())
             else:
                 pending.append((key, order, fingerprint))
+        pending = self._claim_many(pending, entries, results)
         if not pending:
             return results
+        try:
+            self._write_many(pending, results)
+        finally:  # written orders released their claim by recording their version; free the others
+            self._release([order.order_number for key, order, _ in pending
+                           if not (isinstance(results.get(key), Outcome)
+                                   and results[key].status in ("created", "updated"))])
+        return results
+
+    def _claim_many(self, pending: list[tuple[str, Order, str]], entries: Mapping[str, LedgerEntry],
+                    results: dict[str, Outcome | IntakeError]) -> list[tuple[str, Order, str]]:
+        """Claim every pending order (one conditional write each); orders another writer holds are Busy."""
+        claimed = []
+        for key, order, fingerprint in pending:
+            held, entry = self._claim(order.order_number, entries.get(order.order_number.lower()))
+            if not held:
+                results[key] = _busy(order)
+            elif entry and entry.fingerprint == fingerprint:
+                self._release([order.order_number])
+                results[key] = Outcome(order.order_number, "unchanged", entry.ids())
+            elif entry and _is_stale(order, entry):
+                self._release([order.order_number])
+                results[key] = Outcome(order.order_number, "stale", entry.ids())
+            else:
+                claimed.append((key, order, fingerprint))
+        return claimed
+
+    def _write_many(self, pending: list[tuple[str, Order, str]], results: dict[str, Outcome | IntakeError]) -> None:
         try:
             with salesforce_errors(self.retry):
                 self.salesforce.ensure_allocation(self.max_share)
@@ -210,7 +256,7 @@ class OrderIntake:
                 old = self.salesforce.existing_lines([order.order_number for _, order, _ in writable])
         except IntakeError as exc:
             results.update({key: exc for key, _, _ in pending if key not in results})
-            return results
+            return
         outage: IntakeError | None = None
         for group in groups([order for _, order, _ in writable], old):
             members = [writable[i] for i in group]
@@ -222,7 +268,6 @@ class OrderIntake:
             except IntakeError as exc:
                 outage = exc
                 results.update({key: exc for key, _, _ in members if key not in results})
-        return results
 
     def _write_group(self, members: list[tuple[str, Order, str]], prices: Mapping[str, PriceEntry],
                      old: Mapping[str, list[str]], results: dict[str, Outcome | IntakeError]) -> None:
@@ -276,6 +321,25 @@ class OrderIntake:
             self.on_ledger_error("read")
             return {}
 
+    def _claim(self, order_number: str, entry: LedgerEntry | None) -> tuple[bool, LedgerEntry | None]:
+        """(claimed, the entry recorded at the claim); an unreachable ledger never holds an order back."""
+        now = self.clock()
+        try:
+            held, fresh = self.ledger.claim(order_number, self.owner, now, now + self.claim_seconds)
+        except LedgerUnavailable as exc:
+            logger.warning("order ledger unreachable: writing without a claim", extra={"error": str(exc)})
+            self.on_ledger_error("claim")
+            return True, entry
+        return held, fresh if held else entry
+
+    def _release(self, order_numbers: Sequence[str]) -> None:
+        for number in order_numbers:
+            try:
+                self.ledger.release(number, self.owner)
+            except LedgerUnavailable as exc:  # the claim lapses at its expiry
+                logger.warning("order claim not released", extra={"error": str(exc)})
+                self.on_ledger_error("release")
+
     def _remember(self, written: Sequence[tuple[Order, str, Written]]) -> None:
         entries = [LedgerEntry(order.order_number, fingerprint, w.account_id, w.order_id, w.item_ids, _utc(order))
                    for order, fingerprint, w in written]
@@ -285,6 +349,16 @@ class OrderIntake:
             # Salesforce has the order: answering an error now would make the caller send it again for nothing
             logger.warning("order ledger not updated", extra={"error": str(exc), "orders": len(entries)})
             self.on_ledger_error("write")
+
+
+def _stale(order: Order, entry: LedgerEntry) -> StaleOrder:
+    return StaleOrder(f"a newer version of order {order.order_number} (updated_at {entry.updated_at}) "
+                      f"has already been written", order_number=order.order_number)
+
+
+def _busy(order: Order) -> Busy:
+    return Busy(f"order {order.order_number} is being written by another request; send the same request again",
+                order_number=order.order_number)
 
 
 def _ids(written: Written) -> dict[str, Any]:
